@@ -1,0 +1,200 @@
+#include "graph/autodiff.h"
+
+#include <stdlib.h>
+
+#include "graph/node.h"
+#include "ops/op.h"
+#include "ops/ops.h"
+
+static int is_zero(const struct td_node *n)
+{
+    return !n || (n->kind == TD_NODE_CONST && n->is_zero);
+}
+
+static enum td_status bad_arg(struct td_graph *g, const char *what)
+{
+    /* A NULL node argument normally comes from an earlier failed builder,
+     * whose error is already recorded and kept. */
+    td_graph_fail(g, TD_ERR_ARG, "%s", what);
+    return td_graph_status(g);
+}
+
+static int check_rule_shape(struct td_graph *g, const struct td_node *n, const char *mode,
+                            const struct td_node *got, const struct td_shape *want)
+{
+    if (!got || td_shape_equal(&got->shape, want)) return 1;
+    char a[96], b[96];
+    td_graph_fail(g, TD_ERR_SHAPE, "%s rule of %s built %s where %s was needed", mode,
+                  n->op->name, td_shape_format(&got->shape, a, sizeof(a)),
+                  td_shape_format(want, b, sizeof(b)));
+    return 0;
+}
+
+/* mark[id] = 1 for every ancestor of the given nodes (themselves included). */
+static void mark_ancestors(struct td_graph *g, struct td_node *const *roots, int n_roots,
+                           unsigned char *mark, int n)
+{
+    for (int i = 0; i < n_roots; i++)
+        if (roots[i]->id >= 0 && roots[i]->id < n) mark[roots[i]->id] = 1;
+    for (int id = n - 1; id >= 0; id--) {
+        if (!mark[id]) continue;
+        struct td_node *node = td_graph_node(g, id);
+        for (int s = 0; s < node->n_src; s++) mark[node->src[s]->id] = 1;
+    }
+}
+
+static enum td_status zeros_for(struct td_graph *g, struct td_node *const *like, int n,
+                                struct td_node **out)
+{
+    for (int i = 0; i < n; i++)
+        if (!out[i]) out[i] = td_fill(g, like[i]->shape, 0.0f);
+    return td_graph_status(g);
+}
+
+enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *seed,
+                      struct td_node *const *wrt, int n_wrt, struct td_node **out)
+{
+    if (!y) return bad_arg(g, "vjp: output is NULL");
+    for (int i = 0; i < n_wrt; i++) {
+        out[i] = NULL;
+        if (!wrt[i]) return bad_arg(g, "vjp: a node to differentiate with respect to is NULL");
+        if (wrt[i]->graph != g || y->graph != g)
+            return bad_arg(g, "vjp: node belongs to another graph");
+    }
+    char a[96], b[96];
+    if (!seed) {
+        if (td_shape_numel(&y->shape) != 1) {
+            td_graph_fail(g, TD_ERR_SHAPE, "vjp: output %s is not a scalar; give a seed",
+                          td_shape_format(&y->shape, a, sizeof(a)));
+            return TD_ERR_SHAPE;
+        }
+        seed = td_fill(g, y->shape, 1.0f);
+        if (!seed) return td_graph_status(g);
+    } else if (!td_shape_equal(&seed->shape, &y->shape)) {
+        td_graph_fail(g, TD_ERR_SHAPE, "vjp: seed %s does not match output %s",
+                      td_shape_format(&seed->shape, a, sizeof(a)),
+                      td_shape_format(&y->shape, b, sizeof(b)));
+        return TD_ERR_SHAPE;
+    }
+
+    int n = y->id + 1;
+    unsigned char *dep = calloc((size_t)n + 1, 1), *live = calloc((size_t)n + 1, 1);
+    struct td_node **ct = calloc((size_t)n + 1, sizeof(*ct));
+    if (!dep || !live || !ct) {
+        free(dep), free(live), free(ct);
+        td_graph_fail(g, TD_ERR_NOMEM, "vjp: out of memory");
+        return TD_ERR_NOMEM;
+    }
+    for (int i = 0; i < n_wrt; i++)
+        if (wrt[i]->id < n && wrt[i]->dtype == TD_F32) dep[wrt[i]->id] = 1;
+    for (int id = 0; id < n; id++) {
+        struct td_node *node = td_graph_node(g, id);
+        for (int s = 0; s < node->n_src && !dep[id]; s++) dep[id] = dep[node->src[s]->id];
+    }
+    mark_ancestors(g, &y, 1, live, n);
+
+    ct[y->id] = is_zero(seed) ? NULL : seed;
+    for (int id = n - 1; id >= 0 && td_graph_status(g) == TD_OK; id--) {
+        struct td_node *node = td_graph_node(g, id);
+        if (!ct[id] || !live[id] || !dep[id] || !node->op) continue;
+        if (node->op->traits & TD_TRAIT_NONDIFF) continue;
+        unsigned need = 0;
+        for (int s = 0; s < node->n_src; s++)
+            if (dep[node->src[s]->id] && node->src[s]->dtype == TD_F32) need |= 1u << s;
+        if (!need) continue;
+        struct td_node *cts[TD_MAX_SRC] = {0};
+        node->op->vjp(g, node, ct[id], need, cts);
+        for (int s = 0; s < node->n_src; s++) {
+            if (!(need & (1u << s)) || is_zero(cts[s])) continue;
+            struct td_node *src = node->src[s];
+            if (!check_rule_shape(g, node, "vjp", cts[s], &src->shape)) break;
+            ct[src->id] = ct[src->id] ? td_add(g, ct[src->id], cts[s]) : cts[s];
+        }
+    }
+    for (int i = 0; i < n_wrt; i++) out[i] = wrt[i]->id < n ? ct[wrt[i]->id] : NULL;
+    free(dep), free(live), free(ct);
+    if (td_graph_status(g) != TD_OK) return td_graph_status(g);
+    return zeros_for(g, wrt, n_wrt, out);
+}
+
+enum td_status td_jvp(struct td_graph *g, struct td_node *const *wrt,
+                      struct td_node *const *tangents, int n_wrt,
+                      struct td_node *const *outputs, int n_out, struct td_node **out)
+{
+    int n = 0;
+    for (int j = 0; j < n_out; j++) {
+        out[j] = NULL;
+        if (!outputs[j]) return bad_arg(g, "jvp: an output is NULL");
+        if (outputs[j]->graph != g) return bad_arg(g, "jvp: node belongs to another graph");
+        if (outputs[j]->id + 1 > n) n = outputs[j]->id + 1;
+    }
+    char a[96], b[96];
+    for (int i = 0; i < n_wrt; i++) {
+        if (!wrt[i]) return bad_arg(g, "jvp: a node to differentiate with respect to is NULL");
+        if (wrt[i]->graph != g || (tangents[i] && tangents[i]->graph != g))
+            return bad_arg(g, "jvp: node belongs to another graph");
+        if (tangents[i] && !td_shape_equal(&tangents[i]->shape, &wrt[i]->shape)) {
+            td_graph_fail(g, TD_ERR_SHAPE, "jvp: tangent %s does not match its node %s",
+                          td_shape_format(&tangents[i]->shape, a, sizeof(a)),
+                          td_shape_format(&wrt[i]->shape, b, sizeof(b)));
+            return TD_ERR_SHAPE;
+        }
+    }
+    unsigned char *live = calloc((size_t)n + 1, 1), *seeded = calloc((size_t)n + 1, 1);
+    struct td_node **tan = calloc((size_t)n + 1, sizeof(*tan));
+    if (!live || !seeded || !tan) {
+        free(live), free(seeded), free(tan);
+        td_graph_fail(g, TD_ERR_NOMEM, "jvp: out of memory");
+        return TD_ERR_NOMEM;
+    }
+    mark_ancestors(g, outputs, n_out, live, n);
+    for (int i = 0; i < n_wrt; i++) {
+        if (wrt[i]->id >= n || wrt[i]->dtype != TD_F32) continue;
+        seeded[wrt[i]->id] = 1;
+        tan[wrt[i]->id] = is_zero(tangents[i]) ? NULL : tangents[i];
+    }
+    for (int id = 0; id < n && td_graph_status(g) == TD_OK; id++) {
+        struct td_node *node = td_graph_node(g, id);
+        if (!live[id] || seeded[id] || !node->op) continue;
+        if (node->op->traits & TD_TRAIT_NONDIFF) continue;
+        struct td_node *ts[TD_MAX_SRC] = {0};
+        int any = 0;
+        for (int s = 0; s < node->n_src; s++) {
+            ts[s] = node->src[s]->dtype == TD_F32 ? tan[node->src[s]->id] : NULL;
+            any |= ts[s] != NULL;
+        }
+        if (!any) continue;
+        struct td_node *t = node->op->jvp(g, node, ts);
+        if (!check_rule_shape(g, node, "jvp", t, &node->shape)) break;
+        tan[id] = is_zero(t) ? NULL : t;
+    }
+    for (int j = 0; j < n_out; j++) out[j] = tan[outputs[j]->id];
+    free(live), free(seeded), free(tan);
+    if (td_graph_status(g) != TD_OK) return td_graph_status(g);
+    return zeros_for(g, outputs, n_out, out);
+}
+
+enum td_status td_grad_hvp(struct td_graph *g, struct td_node *loss, struct td_node **grads,
+                           struct td_node **hvps, struct td_node **dirs)
+{
+    struct td_params *p = td_graph_params(g);
+    if (p->count == 0) return bad_arg(g, "grad_hvp: the graph has no parameters");
+    struct td_node **params = malloc((size_t)p->count * sizeof(*params));
+    struct td_node **d = malloc((size_t)p->count * sizeof(*d));
+    if (!params || !d) {
+        free(params), free(d);
+        td_graph_fail(g, TD_ERR_NOMEM, "grad_hvp: out of memory");
+        return TD_ERR_NOMEM;
+    }
+    for (int i = 0; i < p->count; i++) params[i] = p->info[i].node;
+    enum td_status st = td_vjp(g, loss, NULL, params, p->count, grads);
+    if (st == TD_OK && (hvps || dirs)) {
+        for (int i = 0; i < p->count; i++) d[i] = td_graph_dir_input(g, i);
+        st = td_graph_status(g);
+        if (st == TD_OK && hvps) st = td_jvp(g, params, d, p->count, grads, p->count, hvps);
+        if (st == TD_OK && dirs)
+            for (int i = 0; i < p->count; i++) dirs[i] = d[i];
+    }
+    free(params), free(d);
+    return st;
+}

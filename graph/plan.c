@@ -1,0 +1,486 @@
+/* The planner: picks the nodes an output set needs, groups them into
+ * scheduler steps, decides which buffers may share bytes and where each
+ * lives in one arena, and prepares every kernel once. */
+#include "graph/plan_impl.h"
+
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define TD_ALIGN 64
+#define TD_HUGE_PAGE ((size_t)2 << 20)
+/* Below this cost (elements touched, or flops) a node runs on one thread,
+ * and independent nodes of this size run side by side. */
+#define TD_SMALL_COST 65536.0
+
+static size_t align_up(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+static struct td_plan *compile_fail(struct td_graph *g, struct td_plan *p, enum td_status s,
+                                    const char *fmt, ...)
+{
+    char msg[TD_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    td_graph_fail(g, s, "%s", msg);
+    td_plan_free(p);
+    return NULL;
+}
+
+static double node_cost(const struct td_node *n)
+{
+    if (n->op->cost) return n->op->cost(n);
+    double c = (double)td_shape_numel(&n->shape);
+    for (int s = 0; s < n->n_src; s++) c += (double)td_shape_numel(&n->src[s]->shape);
+    return c;
+}
+
+/* Leaves and bindings: where each entry's bytes come from. */
+static const char *place_entries(struct td_plan *p, const struct td_compile_options *o)
+{
+    struct td_params *store = td_graph_params(p->graph);
+    for (int k = 0; k < p->n_entries; k++) {
+        struct td_entry *e = &p->e[k];
+        struct td_node *n = e->node;
+        e->root = k;
+        e->step = -1;
+        e->last_use = -1;
+        switch (n->kind) {
+        case TD_NODE_PARAM:
+            e->where = TD_AT_FIXED;
+            e->fixed = store->value + store->info[n->param_index].offset;
+            break;
+        case TD_NODE_INPUT:
+            if (n->param_index >= 0) {
+                e->where = TD_AT_FIXED;
+                e->fixed = store->dir + store->info[n->param_index].offset;
+            } else {
+                e->where = TD_AT_FEED;
+            }
+            break;
+        case TD_NODE_CONST:
+            e->where = TD_AT_FIXED;
+            e->fixed = (void *)n->const_data;
+            break;
+        case TD_NODE_OP:
+            e->where = (n->op->traits & TD_TRAIT_VIEW) ? TD_AT_ALIAS : TD_AT_ARENA;
+            break;
+        }
+    }
+    for (int b = 0; b < o->n_bindings; b++) {
+        const struct td_binding *bd = &o->bindings[b];
+        if (!bd->node || !bd->data) return "compile: a binding has a NULL node or pointer";
+        int k = bd->node->graph == p->graph && bd->node->id < p->n_graph_nodes
+                    ? p->entry_of[bd->node->id]
+                    : -1;
+        int is_output = 0;
+        for (int i = 0; i < p->n_outputs && k >= 0; i++) is_output |= p->outputs[i] == k;
+        if (!is_output) return "compile: a binding names a node that is not an output";
+        struct td_entry *e = &p->e[k];
+        if (e->node->kind == TD_NODE_OP) {
+            /* A bound view copies instead of aliasing. */
+            e->where = TD_AT_FIXED;
+            e->fixed = bd->data;
+        } else {
+            e->bound = bd->data;
+        }
+    }
+    return NULL;
+}
+
+static int cmp_level(const void *a, const void *b, void *levels)
+{
+    const int *lv = levels;
+    int x = *(const int *)a, y = *(const int *)b;
+    if (lv[x] != lv[y]) return lv[x] < lv[y] ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+/* Insertion sort keeps this dependency-free and stable; plans have at most a
+ * few thousand nodes. */
+static void sort_by_level(int *idx, int n, const int *level)
+{
+    for (int i = 1; i < n; i++) {
+        int v = idx[i], j = i - 1;
+        while (j >= 0 && cmp_level(&idx[j], &v, (void *)level) > 0) {
+            idx[j + 1] = idx[j];
+            j--;
+        }
+        idx[j + 1] = v;
+    }
+}
+
+/* Steps: nodes of equal dependency depth are independent. Within a depth,
+ * small nodes run together as one concurrent step (one thread each) and big
+ * nodes each get a step with every thread. */
+static int schedule(struct td_plan *p)
+{
+    int *level = calloc((size_t)p->n_entries, sizeof(int));
+    int *ops = malloc((size_t)p->n_entries * sizeof(int));
+    p->order = malloc((size_t)p->n_entries * sizeof(int));
+    p->steps = malloc((size_t)p->n_entries * sizeof(*p->steps));
+    if (!level || !ops || !p->order || !p->steps) {
+        free(level), free(ops);
+        return 0;
+    }
+    int n_ops = 0;
+    for (int k = 0; k < p->n_entries; k++) {
+        struct td_entry *e = &p->e[k];
+        if (e->node->kind != TD_NODE_OP) continue;
+        for (int s = 0; s < e->node->n_src; s++)
+            if (level[e->src[s]] + 1 > level[k]) level[k] = level[e->src[s]] + 1;
+        ops[n_ops++] = k;
+    }
+    sort_by_level(ops, n_ops, level);
+    int T = p->num_threads;
+    for (int i = 0; i < n_ops;) {
+        int j = i;
+        while (j < n_ops && level[ops[j]] == level[ops[i]]) j++;
+        int n_small = 0;
+        for (int t = i; t < j; t++) {
+            struct td_entry *e = &p->e[ops[t]];
+            e->concurrent = e->where != TD_AT_ALIAS && node_cost(e->node) < TD_SMALL_COST;
+            n_small += e->concurrent;
+        }
+        int group = T > 1 && n_small >= 2;
+        if (group) {
+            struct td_step *st = &p->steps[p->n_steps];
+            st->first = p->n_order;
+            st->count = 0;
+            st->concurrent = 1;
+            for (int t = i; t < j; t++) {
+                struct td_entry *e = &p->e[ops[t]];
+                if (!e->concurrent) continue;
+                e->step = p->n_steps;
+                e->nthreads = 1;
+                p->order[p->n_order++] = ops[t];
+                st->count++;
+            }
+            p->n_steps++;
+        }
+        for (int t = i; t < j; t++) {
+            struct td_entry *e = &p->e[ops[t]];
+            if (group && e->concurrent) continue;
+            e->concurrent = 0;
+            e->nthreads = node_cost(e->node) < TD_SMALL_COST ? 1 : T;
+            e->step = p->n_steps;
+            p->steps[p->n_steps++] = (struct td_step){p->n_order, 1, 0};
+            p->order[p->n_order++] = ops[t];
+        }
+        i = j;
+    }
+    free(level), free(ops);
+    return 1;
+}
+
+/* Number of nodes of step `step` that read a buffer whose root is r. */
+static int readers_in_step(const struct td_plan *p, int r, int step)
+{
+    const struct td_step *st = &p->steps[step];
+    int count = 0;
+    for (int i = st->first; i < st->first + st->count; i++) {
+        const struct td_entry *c = &p->e[p->order[i]];
+        for (int s = 0; s < c->node->n_src; s++)
+            if (p->e[c->src[s]].root == r) {
+                count++;
+                break;
+            }
+    }
+    return count;
+}
+
+/* Liveness, aliasing and in-place decisions, in execution order. */
+static void plan_lifetimes(struct td_plan *p, int allow_reuse, int *end)
+{
+    for (int i = 0; i < p->n_order; i++) {
+        struct td_entry *c = &p->e[p->order[i]];
+        for (int s = 0; s < c->node->n_src; s++) {
+            struct td_entry *src = &p->e[c->src[s]];
+            if (c->step > src->last_use) src->last_use = c->step;
+        }
+    }
+    for (int i = 0; i < p->n_order; i++) {
+        struct td_entry *e = &p->e[p->order[i]];
+        if (e->last_use < e->step) e->last_use = e->step;
+    }
+    for (int i = 0; i < p->n_outputs; i++) p->e[p->outputs[i]].last_use = p->n_steps;
+    for (int k = 0; k < p->n_entries; k++) end[k] = p->e[k].last_use;
+
+    for (int i = 0; i < p->n_order; i++) {
+        int k = p->order[i];
+        struct td_entry *e = &p->e[k];
+        if (e->where == TD_AT_ALIAS) {
+            e->root = p->e[e->src[0]].root;
+        } else if (e->where == TD_AT_ARENA && allow_reuse &&
+                   (e->node->op->traits & TD_TRAIT_ELEMENTWISE)) {
+            int r = p->e[e->src[0]].root;
+            const struct td_node *in = e->node->src[0];
+            if (p->e[r].where == TD_AT_ARENA && end[r] == e->step &&
+                td_shape_equal(&in->shape, &e->node->shape) && in->dtype == e->node->dtype &&
+                readers_in_step(p, r, e->step) == 1) {
+                e->root = r;
+                p->num_inplace++;
+            }
+        }
+        if (end[k] > end[e->root]) end[e->root] = end[k];
+    }
+}
+
+struct placed {
+    int k;
+    size_t bytes;
+};
+
+static int cmp_placed(const void *a, const void *b)
+{
+    const struct placed *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+/* Greedy by size: each buffer goes to the lowest offset that overlaps no
+ * already placed buffer live at the same time. */
+static int place_buffers(struct td_plan *p, int reuse, const int *end)
+{
+    struct placed *list = malloc((size_t)p->n_entries * sizeof(*list));
+    if (!list) return 0;
+    int n = 0;
+    for (int k = 0; k < p->n_entries; k++) {
+        struct td_entry *e = &p->e[k];
+        if (e->where != TD_AT_ARENA) continue;
+        size_t bytes = align_up(td_node_bytes(e->node), TD_ALIGN);
+        p->no_reuse_bytes += bytes;
+        if (e->root == k) list[n++] = (struct placed){k, bytes};
+    }
+    qsort(list, (size_t)n, sizeof(*list), cmp_placed);
+    size_t top = 0;
+    for (int i = 0; i < n; i++) {
+        struct td_entry *e = &p->e[list[i].k];
+        size_t off = 0;
+        if (reuse) {
+            int moved = 1;
+            while (moved) {
+                moved = 0;
+                for (int j = 0; j < i; j++) {
+                    const struct td_entry *o = &p->e[list[j].k];
+                    int overlap_time = e->step <= end[list[j].k] && o->step <= end[list[i].k];
+                    int overlap_bytes = off < o->offset + list[j].bytes &&
+                                        o->offset < off + list[i].bytes;
+                    if (overlap_time && overlap_bytes) {
+                        off = o->offset + list[j].bytes;
+                        moved = 1;
+                    }
+                }
+            }
+        } else {
+            off = top;
+        }
+        e->offset = off;
+        if (off + list[i].bytes > top) top = off + list[i].bytes;
+    }
+    for (int k = 0; k < p->n_entries; k++)
+        if (p->e[k].where == TD_AT_ARENA) p->e[k].offset = p->e[p->e[k].root].offset;
+    p->arena_bytes = top;
+    free(list);
+    return 1;
+}
+
+/* Fresh pages cost a fault each on first touch: take them once here, in
+ * huge pages where the kernel allows, instead of during the first runs. */
+static void *alloc_touched(size_t bytes)
+{
+    if (bytes == 0) return NULL;
+    size_t size = align_up(bytes, TD_HUGE_PAGE);
+    void *m = aligned_alloc(TD_HUGE_PAGE, size);
+    if (!m) return NULL;
+    madvise(m, size, MADV_HUGEPAGE);
+    memset(m, 0, size);
+    return m;
+}
+
+static enum td_status prepare_kernels(struct td_plan *p, char *err, size_t err_len)
+{
+    if (dnnl_engine_create(&p->engine, dnnl_cpu, 0) != dnnl_success) {
+        snprintf(err, err_len, "compile: oneDNN could not create a CPU engine");
+        return TD_ERR_BACKEND;
+    }
+    p->streams = calloc((size_t)p->num_threads, sizeof(*p->streams));
+    if (!p->streams) return TD_ERR_NOMEM;
+    for (int t = 0; t < p->num_threads; t++)
+        if (dnnl_stream_create(&p->streams[t], p->engine, dnnl_stream_default_flags) !=
+            dnnl_success) {
+            snprintf(err, err_len, "compile: oneDNN could not create a stream");
+            return TD_ERR_BACKEND;
+        }
+    int saved = omp_get_max_threads();
+    enum td_status st = TD_OK;
+    for (int i = 0; i < p->n_order && st == TD_OK; i++) {
+        struct td_entry *e = &p->e[p->order[i]];
+        if (!e->node->op->prepare || e->where == TD_AT_ALIAS) continue;
+        struct td_prep prep = {.node = e->node, .engine = p->engine, .err = err, .err_len = err_len};
+        /* Primitives pick their blocking for the thread count they will see. */
+        omp_set_num_threads(e->nthreads);
+        st = e->node->op->prepare(&prep);
+        e->state = prep.state;
+        e->scratch_bytes = prep.scratch_bytes;
+        if (st == TD_ERR_NOMEM) snprintf(err, err_len, "compile: out of memory");
+        if (align_up(prep.scratch_bytes, TD_ALIGN) > p->scratch_slot)
+            p->scratch_slot = align_up(prep.scratch_bytes, TD_ALIGN);
+    }
+    omp_set_num_threads(saved);
+    return st;
+}
+
+struct td_plan *td_compile(struct td_graph *g, struct td_node *const *outputs, int n_out,
+                           const struct td_compile_options *opts)
+{
+    struct td_compile_options o = {0};
+    if (opts) o = *opts;
+    if (!g) return NULL;
+    if (td_graph_status(g) != TD_OK) return NULL;
+    if (n_out < 1) return compile_fail(g, NULL, TD_ERR_ARG, "compile: no outputs");
+    for (int i = 0; i < n_out; i++) {
+        if (!outputs[i]) return compile_fail(g, NULL, TD_ERR_ARG, "compile: output %d is NULL", i);
+        if (outputs[i]->graph != g)
+            return compile_fail(g, NULL, TD_ERR_ARG, "compile: output %d belongs to another graph",
+                                i);
+    }
+    struct td_plan *p = calloc(1, sizeof(*p));
+    if (!p) return compile_fail(g, NULL, TD_ERR_NOMEM, "compile: out of memory");
+    p->graph = g;
+    p->num_threads = o.num_threads > 0 ? o.num_threads : omp_get_max_threads();
+    p->check_numerics = o.check_numerics;
+    p->n_graph_nodes = td_graph_num_nodes(g);
+
+    int N = p->n_graph_nodes;
+    unsigned char *live = calloc((size_t)N, 1);
+    p->entry_of = malloc((size_t)N * sizeof(int));
+    p->outputs = malloc((size_t)n_out * sizeof(int));
+    if (!live || !p->entry_of || !p->outputs) {
+        free(live);
+        return compile_fail(g, p, TD_ERR_NOMEM, "compile: out of memory");
+    }
+    for (int i = 0; i < n_out; i++) live[outputs[i]->id] = 1;
+    for (int id = N - 1; id >= 0; id--) {
+        struct td_node *n = td_graph_node(g, id);
+        if (live[id])
+            for (int s = 0; s < n->n_src; s++) live[n->src[s]->id] = 1;
+    }
+    for (int id = 0; id < N; id++) p->n_entries += live[id];
+    p->e = calloc((size_t)p->n_entries, sizeof(*p->e));
+    p->ptr = calloc((size_t)p->n_entries, sizeof(*p->ptr));
+    int *end = malloc((size_t)p->n_entries * sizeof(int));
+    if (!p->e || !p->ptr || !end) {
+        free(live), free(end);
+        return compile_fail(g, p, TD_ERR_NOMEM, "compile: out of memory");
+    }
+    int k = 0;
+    for (int id = 0; id < N; id++) {
+        p->entry_of[id] = live[id] ? k : -1;
+        if (!live[id]) continue;
+        struct td_node *n = td_graph_node(g, id);
+        p->e[k].node = n;
+        for (int s = 0; s < n->n_src; s++) p->e[k].src[s] = p->entry_of[n->src[s]->id];
+        k++;
+    }
+    free(live);
+    p->n_outputs = n_out;
+    for (int i = 0; i < n_out; i++) p->outputs[i] = p->entry_of[outputs[i]->id];
+
+    const char *why = place_entries(p, &o);
+    if (why) {
+        free(end);
+        return compile_fail(g, p, TD_ERR_ARG, "%s", why);
+    }
+    if (!schedule(p)) {
+        free(end);
+        return compile_fail(g, p, TD_ERR_NOMEM, "compile: out of memory");
+    }
+    plan_lifetimes(p, !o.no_reuse, end);
+    int placed = place_buffers(p, !o.no_reuse, end);
+    free(end);
+    if (!placed) return compile_fail(g, p, TD_ERR_NOMEM, "compile: out of memory");
+
+    td_graph_freeze_params(g);
+    char err[TD_MSG_MAX] = "compile: out of memory";
+    enum td_status st = prepare_kernels(p, err, sizeof(err));
+    if (st != TD_OK) return compile_fail(g, p, st, "%s", err);
+    p->arena = alloc_touched(p->arena_bytes);
+    p->scratch = alloc_touched(p->scratch_slot * (size_t)p->num_threads);
+    if ((p->arena_bytes && !p->arena) || (p->scratch_slot && !p->scratch))
+        return compile_fail(g, p, TD_ERR_NOMEM, "compile: out of memory for a %zu-byte arena",
+                            p->arena_bytes);
+    for (k = 0; k < p->n_entries; k++) {
+        struct td_entry *e = &p->e[k];
+        if (e->where == TD_AT_ARENA) p->ptr[k] = p->arena + e->offset;
+        if (e->where == TD_AT_FIXED) p->ptr[k] = e->fixed;
+    }
+    return p;
+}
+
+void td_plan_free(struct td_plan *p)
+{
+    if (!p) return;
+    for (int k = 0; k < p->n_entries && p->e; k++)
+        if (p->e[k].state && p->e[k].node->op->release) p->e[k].node->op->release(p->e[k].state);
+    for (int t = 0; t < p->num_threads && p->streams; t++)
+        if (p->streams[t]) dnnl_stream_destroy(p->streams[t]);
+    if (p->engine) dnnl_engine_destroy(p->engine);
+    free(p->streams);
+    free(p->arena);
+    free(p->scratch);
+    free(p->e);
+    free(p->entry_of);
+    free(p->order);
+    free(p->steps);
+    free(p->outputs);
+    free(p->ptr);
+    free(p);
+}
+
+void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->arena_bytes = p->arena_bytes;
+    s->no_reuse_bytes = p->no_reuse_bytes;
+    s->scratch_bytes = p->scratch_slot * (size_t)p->num_threads;
+    s->num_nodes = p->n_order;
+    s->num_steps = p->n_steps;
+    s->num_inplace = p->num_inplace;
+    s->num_threads = p->num_threads;
+    for (int i = 0; i < p->n_order; i++) s->num_concurrent += p->e[p->order[i]].concurrent;
+}
+
+static const struct td_entry *entry(const struct td_plan *p, const struct td_node *n)
+{
+    if (!n || n->graph != p->graph || n->id >= p->n_graph_nodes) return NULL;
+    int k = p->entry_of[n->id];
+    return k >= 0 ? &p->e[k] : NULL;
+}
+
+long long td_plan_buffer(const struct td_plan *p, const struct td_node *n, size_t *bytes)
+{
+    const struct td_entry *e = entry(p, n);
+    if (!e || e->where != TD_AT_ARENA) return -1;
+    if (bytes) *bytes = td_node_bytes(n);
+    return (long long)e->offset;
+}
+
+int td_plan_step_of(const struct td_plan *p, const struct td_node *n)
+{
+    const struct td_entry *e = entry(p, n);
+    return e ? e->step : -1;
+}
+
+int td_plan_last_use(const struct td_plan *p, const struct td_node *n)
+{
+    const struct td_entry *e = entry(p, n);
+    return e ? e->last_use : -1;
+}

@@ -1,0 +1,84 @@
+/* Compiled plans: a graph's needed nodes in execution order, their buffers
+ * placed in one aligned arena by a liveness-based planner, and every oneDNN
+ * primitive created once. td_run allocates nothing.
+ *
+ * A plan keeps pointers into its graph: free the plan before the graph. */
+#ifndef TD_PLAN_H
+#define TD_PLAN_H
+
+#include <stddef.h>
+
+#include "graph/graph.h"
+
+struct td_plan;
+
+/* An output written straight into caller memory (for instance a gradient
+ * into the parameter store's grad block) instead of the arena. The memory
+ * must hold numel elements and outlive the plan's runs. */
+struct td_binding {
+    struct td_node *node;
+    void *data;
+};
+
+struct td_compile_options {
+    int num_threads;          /* 0: omp_get_max_threads() at compile time */
+    int check_numerics;       /* 1: td_run checks each node's output for NaN/Inf */
+    int no_reuse;             /* 1: give every buffer its own bytes (for debugging) */
+    const struct td_binding *bindings; /* outputs placed in caller memory */
+    int n_bindings;
+};
+
+/* Compiles the nodes needed for `outputs`. Parameters are read from the
+ * store; inputs named "<param>:dir" by td_grad_hvp read the store's dir
+ * block; other inputs must be fed at each run. opts may be NULL (defaults).
+ * Returns NULL on failure, with the status and message recorded on g. */
+struct td_plan *td_compile(struct td_graph *g, struct td_node *const *outputs, int n_out,
+                           const struct td_compile_options *opts);
+
+void td_plan_free(struct td_plan *p);
+
+/* Data for one input node, read in place during td_run (not copied). */
+struct td_feed {
+    struct td_node *node;
+    const void *data;
+};
+
+/* Runs the plan. Every input the plan needs must be fed. Returns TD_OK or an
+ * error with the message on the plan: a missing feed (TD_ERR_ARG) or, with
+ * check_numerics, the first node whose output holds NaN/Inf (TD_ERR_NUMERIC,
+ * the message names the node, its op and the first bad index). */
+enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feeds);
+
+/* The message of the last failed td_run ("" when none). Owned by the plan. */
+const char *td_plan_error(const struct td_plan *p);
+
+/* Pointer to output i after td_run; valid until the next td_run or free. */
+const float *td_plan_output(const struct td_plan *p, int i);
+
+/* Memory and schedule statistics. */
+struct td_plan_stats {
+    size_t arena_bytes;    /* bytes the arena holds */
+    size_t no_reuse_bytes; /* bytes if every buffer had its own memory */
+    size_t scratch_bytes;  /* oneDNN scratch, all thread slots */
+    int num_nodes;         /* nodes executed per run */
+    int num_steps;         /* scheduler steps (a step is one node or a group run concurrently) */
+    int num_concurrent;    /* nodes that run inside concurrent groups */
+    int num_inplace;       /* elementwise nodes writing over their input */
+    int num_threads;
+};
+void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s);
+
+/* Where the plan put node n's output: byte offset into the arena and size,
+ * or -1 when n is not placed in the arena (leaf, bound output, not in the
+ * plan). Used by the planner tests and by `tandem inspect`. */
+long long td_plan_buffer(const struct td_plan *p, const struct td_node *n, size_t *bytes);
+
+/* Execution step index of node n (-1 when not in the plan); nodes of the same
+ * step may run at the same time. */
+int td_plan_step_of(const struct td_plan *p, const struct td_node *n);
+
+/* Last step that reads n's output (its own step when nothing reads it), or
+ * -1. Outputs are live until the end of the plan: they report num_steps. */
+int td_plan_last_use(const struct td_plan *p, const struct td_node *n);
+
+#endif

@@ -1,0 +1,16 @@
+/* Tandem: static computation graphs with forward- and reverse-mode rules on
+ * every node, planned and run on multi-core CPUs with OpenMP and oneDNN.
+ * Include this one header; link with `pkg-config --cflags --libs tandem`. */
+#ifndef TANDEM_H
+#define TANDEM_H
+
+#include "graph/status.h"
+#include "graph/shape.h"
+#include "graph/rng.h"
+#include "graph/graph.h"
+#include "graph/autodiff.h"
+#include "graph/plan.h"
+#include "ops/ops.h"
+#include "ops/layers.h"
+
+#endif

@@ -1,0 +1,94 @@
+/* The op contract. Each op is one file in ops/ defining a const
+ * struct td_op_def td_op_<name> and its builder, plus one line in op_list.h.
+ *
+ * Rules are written with builders, so derivative graphs are differentiable:
+ *   jvp: returns the output tangent given the operands' tangents (NULL means
+ *        zero) or NULL when the output tangent is identically zero.
+ *   vjp: given the output cotangent ct, stores in cts[i] the cotangent for
+ *        operand i for each bit i set in `need` (NULL means zero); it never
+ *        needs to write the others. Cotangents have the operand's shape.
+ * Kernels see contiguous row-major buffers. */
+#ifndef TD_OP_H
+#define TD_OP_H
+
+#include <stddef.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "graph/node.h"
+
+enum td_op_trait {
+    TD_TRAIT_ELEMENTWISE = 1u << 0, /* out[i] depends on in[i] only: may run in place */
+    TD_TRAIT_VIEW = 1u << 1,        /* output is src[0]'s bytes reinterpreted (reshape) */
+    TD_TRAIT_NONDIFF = 1u << 2,     /* piecewise constant or integer: derivatives are zero */
+};
+
+/* Everything a kernel needs for one execution of one node. */
+struct td_exec {
+    const struct td_node *node;
+    void *out;
+    const void *in[TD_MAX_SRC];
+    void *state;          /* what op->prepare stored, or NULL */
+    void *scratch;        /* op->prepare's scratch_bytes for this execution */
+    int nthreads;         /* threads this kernel may use; 1 inside a concurrent group */
+    dnnl_stream_t stream; /* a stream usable by the calling thread */
+};
+
+/* Compile-time preparation of one node (oneDNN primitives). */
+struct td_prep {
+    const struct td_node *node;
+    dnnl_engine_t engine;
+    void *state;          /* out: freed by op->release */
+    size_t scratch_bytes; /* out: per-execution scratch the kernel needs */
+    char *err;            /* out: message on failure */
+    size_t err_len;
+};
+
+/* One op-table test case: operand shapes/dtypes and how to build the node
+ * from leaves (NULL build means the op's plain builder with default attrs). */
+struct td_op_case {
+    int n_in;
+    struct td_shape shape[TD_MAX_SRC];
+    enum td_dtype dtype[TD_MAX_SRC];
+    struct td_node *(*build)(struct td_graph *g, struct td_node *const *in);
+};
+
+struct td_op_test {
+    float lo, hi; /* operands are drawn uniformly from [lo, hi] */
+    float fd_eps; /* central finite-difference step */
+    float tol;    /* relative tolerance of the derivative checks */
+    int int_hi;   /* TD_I32 operands are drawn from [0, int_hi) */
+    int n_cases;
+    const struct td_op_case *cases;
+    /* A naive implementation of the forward pass, written independently of
+     * the kernel, in double precision where that helps. */
+    void (*reference)(const struct td_node *n, const void *const *in, float *out);
+};
+
+struct td_op_def {
+    const char *name;
+    int n_src;
+    unsigned traits;
+    enum td_status (*shape)(struct td_node *n);   /* sets n->shape, n->dtype */
+    enum td_status (*prepare)(struct td_prep *p); /* optional */
+    void (*release)(void *state);                 /* optional */
+    void (*forward)(const struct td_exec *ex);
+    struct td_node *(*jvp)(struct td_graph *g, struct td_node *n, struct td_node *const *tangents);
+    void (*vjp)(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
+                struct td_node **cts);
+    struct td_op_test test;
+    /* Optional: work of one execution in flops (or bytes moved), used by the
+     * scheduler to pick threads and concurrency. Default: elements read and
+     * written. */
+    double (*cost)(const struct td_node *n);
+};
+
+#define TD_OP(name) extern const struct td_op_def td_op_##name;
+#include "ops/op_list.h"
+#undef TD_OP
+
+/* Every registered op, in op_list.h order; td_op_count entries. */
+extern const struct td_op_def *const td_op_table[];
+extern const int td_op_count;
+
+#endif

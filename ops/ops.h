@@ -1,0 +1,75 @@
+/* Op builders. Each adds one node to g and returns it, or returns NULL and
+ * records a sticky error on g (see graph/graph.h). Operands must belong to g.
+ * Binary elementwise ops broadcast as NumPy does (shapes aligned on the
+ * right, a dimension of 1 stretches). All float ops take and give TD_F32. */
+#ifndef TD_OPS_H
+#define TD_OPS_H
+
+#include "graph/graph.h"
+
+/* Binary, broadcasting. */
+struct td_node *td_add(struct td_graph *g, struct td_node *a, struct td_node *b);
+struct td_node *td_sub(struct td_graph *g, struct td_node *a, struct td_node *b);
+struct td_node *td_mul(struct td_graph *g, struct td_node *a, struct td_node *b);
+struct td_node *td_div(struct td_graph *g, struct td_node *a, struct td_node *b);
+
+/* y = alpha * x + beta; td_scale, td_add_scalar and td_neg are its special cases. */
+struct td_node *td_affine(struct td_graph *g, struct td_node *x, float alpha, float beta);
+struct td_node *td_scale(struct td_graph *g, struct td_node *x, float alpha);
+struct td_node *td_add_scalar(struct td_graph *g, struct td_node *x, float beta);
+struct td_node *td_neg(struct td_graph *g, struct td_node *x);
+
+/* Unary elementwise. */
+struct td_node *td_exp(struct td_graph *g, struct td_node *x);
+struct td_node *td_log(struct td_graph *g, struct td_node *x);
+struct td_node *td_tanh(struct td_graph *g, struct td_node *x);
+struct td_node *td_sigmoid(struct td_graph *g, struct td_node *x);
+struct td_node *td_relu(struct td_graph *g, struct td_node *x);
+/* GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+struct td_node *td_gelu(struct td_graph *g, struct td_node *x);
+struct td_node *td_sqrt(struct td_graph *g, struct td_node *x);
+struct td_node *td_rsqrt(struct td_graph *g, struct td_node *x);
+struct td_node *td_square(struct td_graph *g, struct td_node *x);
+struct td_node *td_abs(struct td_graph *g, struct td_node *x);
+/* sign(x) in {-1, 0, 1}; derivative zero. */
+struct td_node *td_sign(struct td_graph *g, struct td_node *x);
+/* step(x) = 1 where x > 0, else 0 (the mask of ReLU's rules); derivative zero. */
+struct td_node *td_step(struct td_graph *g, struct td_node *x);
+
+/* Matrix product of the last two axes: op(a) [.., M, K] x op(b) [.., K, N],
+ * op = transpose when the flag is set. Leading (batch) axes must be equal,
+ * or b may be 2-D and is then shared by every batch. */
+struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
+                          int transpose_b);
+
+/* Copies x to `shape` by NumPy broadcasting. */
+struct td_node *td_broadcast_to(struct td_graph *g, struct td_node *x, struct td_shape shape);
+
+/* Sum or mean over the axes whose bit is set in axes_mask (bit i = axis i);
+ * keepdims keeps them as size 1. */
+struct td_node *td_reduce_sum(struct td_graph *g, struct td_node *x, unsigned axes_mask,
+                              int keepdims);
+struct td_node *td_reduce_mean(struct td_graph *g, struct td_node *x, unsigned axes_mask,
+                               int keepdims);
+/* Sum of every element, a scalar. */
+struct td_node *td_sum_all(struct td_graph *g, struct td_node *x);
+
+/* Same elements, new shape (equal element count). No copy. */
+struct td_node *td_reshape(struct td_graph *g, struct td_node *x, struct td_shape shape);
+
+/* Output axis i is input axis perm[i]; perm has rank(x) entries. */
+struct td_node *td_transpose(struct td_graph *g, struct td_node *x, const int *perm);
+
+/* Softmax / log-softmax over the last axis. */
+struct td_node *td_softmax(struct td_graph *g, struct td_node *x);
+struct td_node *td_log_softmax(struct td_graph *g, struct td_node *x);
+
+/* One-hot [B, classes] float rows from TD_I32 labels [B]; derivative zero. */
+struct td_node *td_one_hot(struct td_graph *g, struct td_node *labels, int classes);
+
+/* Mean over the batch of -log softmax(logits)[label]: logits [B, C] TD_F32,
+ * labels [B] TD_I32 in [0, C). A scalar. */
+struct td_node *td_softmax_cross_entropy(struct td_graph *g, struct td_node *logits,
+                                         struct td_node *labels);
+
+#endif
