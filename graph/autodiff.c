@@ -24,9 +24,8 @@ static int check_rule_shape(struct td_graph *g, const struct td_node *n, const c
 {
     if (!got || td_shape_equal(&got->shape, want)) return 1;
     char a[96], b[96];
-    td_graph_fail(g, TD_ERR_SHAPE, "%s rule of %s built %s where %s was needed", mode,
-                  n->op->name, td_shape_format(&got->shape, a, sizeof(a)),
-                  td_shape_format(want, b, sizeof(b)));
+    td_graph_fail(g, TD_ERR_SHAPE, "%s rule of %s built %s where %s was needed", mode, n->op->name,
+                  td_shape_format(&got->shape, a, sizeof(a)), td_shape_format(want, b, sizeof(b)));
     return 0;
 }
 
@@ -118,8 +117,8 @@ enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *see
 }
 
 enum td_status td_jvp(struct td_graph *g, struct td_node *const *wrt,
-                      struct td_node *const *tangents, int n_wrt,
-                      struct td_node *const *outputs, int n_out, struct td_node **out)
+                      struct td_node *const *tangents, int n_wrt, struct td_node *const *outputs,
+                      int n_out, struct td_node **out)
 {
     int n = 0;
     for (int j = 0; j < n_out; j++) {

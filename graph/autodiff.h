@@ -25,8 +25,8 @@ enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *see
  * tangents[i] must have the shape of wrt[i]; a NULL tangent is zero.
  * Returns TD_OK or records and returns an error on the graph. */
 enum td_status td_jvp(struct td_graph *g, struct td_node *const *wrt,
-                      struct td_node *const *tangents, int n_wrt,
-                      struct td_node *const *outputs, int n_out, struct td_node **out);
+                      struct td_node *const *tangents, int n_wrt, struct td_node *const *outputs,
+                      int n_out, struct td_node **out);
 
 /* Gradient and Hessian-vector product of a scalar loss with respect to every
  * parameter, with the direction read from the parameter store's dir block.

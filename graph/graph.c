@@ -246,8 +246,8 @@ static int check_leaf_shape(struct td_graph *g, const char *what, const char *na
     char buf[128];
     struct td_shape shown = *shape;
     if (shown.rank < 0 || shown.rank > TD_MAX_DIMS) shown.rank = 0;
-    td_graph_fail(g, TD_ERR_SHAPE, "%s '%s': invalid shape %s (rank %d, dims must be >= 1)",
-                  what, name ? name : "", td_shape_format(&shown, buf, sizeof(buf)), shape->rank);
+    td_graph_fail(g, TD_ERR_SHAPE, "%s '%s': invalid shape %s (rank %d, dims must be >= 1)", what,
+                  name ? name : "", td_shape_format(&shown, buf, sizeof(buf)), shape->rank);
     return 0;
 }
 
@@ -315,28 +315,47 @@ static void init_values(float *v, size_t count, const struct td_shape *s, struct
     fans(s, &fi, &fo);
     double bound = 0, std = 0;
     switch (init.kind) {
-    case TD_INIT_GLOROT_UNIFORM: bound = sqrt(6.0 / (fi + fo)); break;
-    case TD_INIT_HE_UNIFORM: bound = sqrt(6.0 / fi); break;
-    case TD_INIT_FAN_IN_UNIFORM: bound = 1.0 / sqrt(fi); break;
-    case TD_INIT_GLOROT_NORMAL: std = sqrt(2.0 / (fi + fo)); break;
-    case TD_INIT_HE_NORMAL: std = sqrt(2.0 / fi); break;
-    default: break;
+    case TD_INIT_GLOROT_UNIFORM:
+        bound = sqrt(6.0 / (fi + fo));
+        break;
+    case TD_INIT_HE_UNIFORM:
+        bound = sqrt(6.0 / fi);
+        break;
+    case TD_INIT_FAN_IN_UNIFORM:
+        bound = 1.0 / sqrt(fi);
+        break;
+    case TD_INIT_GLOROT_NORMAL:
+        std = sqrt(2.0 / (fi + fo));
+        break;
+    case TD_INIT_HE_NORMAL:
+        std = sqrt(2.0 / fi);
+        break;
+    default:
+        break;
     }
     for (size_t i = 0; i < count; i++) {
         switch (init.kind) {
-        case TD_INIT_ZEROS: v[i] = 0; break;
-        case TD_INIT_CONSTANT: v[i] = init.a; break;
+        case TD_INIT_ZEROS:
+            v[i] = 0;
+            break;
+        case TD_INIT_CONSTANT:
+            v[i] = init.a;
+            break;
         case TD_INIT_UNIFORM:
             v[i] = init.a + (init.b - init.a) * td_rng_uniform(seed, stream, i);
             break;
-        case TD_INIT_NORMAL: v[i] = init.a + init.b * td_rng_normal(seed, stream, i); break;
+        case TD_INIT_NORMAL:
+            v[i] = init.a + init.b * td_rng_normal(seed, stream, i);
+            break;
         case TD_INIT_GLOROT_UNIFORM:
         case TD_INIT_HE_UNIFORM:
         case TD_INIT_FAN_IN_UNIFORM:
             v[i] = (float)(bound * (2.0 * td_rng_uniform(seed, stream, i) - 1.0));
             break;
         case TD_INIT_GLOROT_NORMAL:
-        case TD_INIT_HE_NORMAL: v[i] = (float)(std * td_rng_normal(seed, stream, i)); break;
+        case TD_INIT_HE_NORMAL:
+            v[i] = (float)(std * td_rng_normal(seed, stream, i));
+            break;
         }
     }
 }
@@ -447,10 +466,14 @@ const char *td_node_name(const struct td_node *n)
 const char *td_node_op_name(const struct td_node *n)
 {
     switch (n->kind) {
-    case TD_NODE_INPUT: return "input";
-    case TD_NODE_PARAM: return "param";
-    case TD_NODE_CONST: return "const";
-    case TD_NODE_OP: break;
+    case TD_NODE_INPUT:
+        return "input";
+    case TD_NODE_PARAM:
+        return "param";
+    case TD_NODE_CONST:
+        return "const";
+    case TD_NODE_OP:
+        break;
     }
     return n->op->name;
 }

@@ -86,7 +86,7 @@ struct td_node *td_param(struct td_graph *g, const char *name, struct td_shape s
 /* Node accessors. The pointers returned are owned by the graph. */
 const struct td_shape *td_node_shape(const struct td_node *n);
 enum td_dtype td_node_dtype(const struct td_node *n);
-const char *td_node_name(const struct td_node *n); /* NULL when unnamed */
+const char *td_node_name(const struct td_node *n);    /* NULL when unnamed */
 const char *td_node_op_name(const struct td_node *n); /* "input", "param", "const" or an op */
 int td_node_id(const struct td_node *n);
 int td_node_num_src(const struct td_node *n);
@@ -104,21 +104,21 @@ struct td_node *td_graph_node(const struct td_graph *g, int id);
  * blocks in one buffer. The blocks are owned by the graph; pointers stay
  * valid while no parameter is added. */
 struct td_param_info {
-    const char *name;      /* hierarchical path, "fc1/weight" */
-    struct td_node *node;  /* the parameter node */
+    const char *name;     /* hierarchical path, "fc1/weight" */
+    struct td_node *node; /* the parameter node */
     struct td_shape shape;
-    size_t offset;         /* in floats, into every block */
+    size_t offset; /* in floats, into every block */
     size_t numel;
 };
 
 struct td_params {
-    int count;                   /* number of parameter tensors */
-    size_t total;                /* floats per block */
-    struct td_param_info *info;  /* count entries */
-    float *value;                /* current values, read by every plan */
-    float *grad;                 /* gradients written by gradient plans */
-    float *tangent;              /* H * dir, written by tangent plans */
-    float *dir;                  /* the direction dir (delta theta) tangent plans read */
+    int count;                  /* number of parameter tensors */
+    size_t total;               /* floats per block */
+    struct td_param_info *info; /* count entries */
+    float *value;               /* current values, read by every plan */
+    float *grad;                /* gradients written by gradient plans */
+    float *tangent;             /* H * dir, written by tangent plans */
+    float *dir;                 /* the direction dir (delta theta) tangent plans read */
 };
 
 /* The store of g; never NULL for a valid graph. */

@@ -271,8 +271,8 @@ static int place_buffers(struct td_plan *p, int reuse, const int *end)
                 for (int j = 0; j < i; j++) {
                     const struct td_entry *o = &p->e[list[j].k];
                     int overlap_time = e->step <= end[list[j].k] && o->step <= end[list[i].k];
-                    int overlap_bytes = off < o->offset + list[j].bytes &&
-                                        o->offset < off + list[i].bytes;
+                    int overlap_bytes =
+                        off < o->offset + list[j].bytes && o->offset < off + list[i].bytes;
                     if (overlap_time && overlap_bytes) {
                         off = o->offset + list[j].bytes;
                         moved = 1;
@@ -324,7 +324,8 @@ static enum td_status prepare_kernels(struct td_plan *p, char *err, size_t err_l
     for (int i = 0; i < p->n_order && st == TD_OK; i++) {
         struct td_entry *e = &p->e[p->order[i]];
         if (!e->node->op->prepare || e->where == TD_AT_ALIAS) continue;
-        struct td_prep prep = {.node = e->node, .engine = p->engine, .err = err, .err_len = err_len};
+        struct td_prep prep = {
+            .node = e->node, .engine = p->engine, .err = err, .err_len = err_len};
         /* Primitives pick their blocking for the thread count they will see. */
         omp_set_num_threads(e->nthreads);
         st = e->node->op->prepare(&prep);

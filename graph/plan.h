@@ -21,9 +21,9 @@ struct td_binding {
 };
 
 struct td_compile_options {
-    int num_threads;          /* 0: omp_get_max_threads() at compile time */
-    int check_numerics;       /* 1: td_run checks each node's output for NaN/Inf */
-    int no_reuse;             /* 1: give every buffer its own bytes (for debugging) */
+    int num_threads;                   /* 0: omp_get_max_threads() at compile time */
+    int check_numerics;                /* 1: td_run checks each node's output for NaN/Inf */
+    int no_reuse;                      /* 1: give every buffer its own bytes (for debugging) */
     const struct td_binding *bindings; /* outputs placed in caller memory */
     int n_bindings;
 };

@@ -9,30 +9,30 @@
 
 /* Where an entry's bytes live. */
 enum td_where {
-    TD_AT_ARENA,  /* offset into the arena */
-    TD_AT_FIXED,  /* a pointer known at compile time: parameter, constant, dir, binding */
-    TD_AT_FEED,   /* an input fed at each run */
-    TD_AT_ALIAS,  /* a view: src[0]'s pointer, resolved at each run */
+    TD_AT_ARENA, /* offset into the arena */
+    TD_AT_FIXED, /* a pointer known at compile time: parameter, constant, dir, binding */
+    TD_AT_FEED,  /* an input fed at each run */
+    TD_AT_ALIAS, /* a view: src[0]'s pointer, resolved at each run */
 };
 
 struct td_entry {
     struct td_node *node;
-    int src[TD_MAX_SRC];    /* entry indices of the operands */
+    int src[TD_MAX_SRC]; /* entry indices of the operands */
     enum td_where where;
-    size_t offset;          /* TD_AT_ARENA */
-    void *fixed;            /* TD_AT_FIXED */
-    void *bound;            /* caller memory for an output bound to a leaf or a view */
-    int step;               /* -1 for leaves */
+    size_t offset; /* TD_AT_ARENA */
+    void *fixed;   /* TD_AT_FIXED */
+    void *bound;   /* caller memory for an output bound to a leaf or a view */
+    int step;      /* -1 for leaves */
     int last_use;
-    int root;               /* entry whose buffer this one shares */
+    int root; /* entry whose buffer this one shares */
     int nthreads;
-    int concurrent;         /* runs inside a concurrent group */
+    int concurrent; /* runs inside a concurrent group */
     void *state;
     size_t scratch_bytes;
 };
 
 struct td_step {
-    int first, count;       /* into plan->order */
+    int first, count; /* into plan->order */
     int concurrent;
 };
 
@@ -40,15 +40,15 @@ struct td_plan {
     struct td_graph *graph;
     int n_entries;
     struct td_entry *e;
-    int *entry_of;          /* node id -> entry index or -1 */
+    int *entry_of; /* node id -> entry index or -1 */
     int n_graph_nodes;
-    int *order;             /* op entries in execution order */
+    int *order; /* op entries in execution order */
     int n_order;
     struct td_step *steps;
     int n_steps;
     int n_outputs;
-    int *outputs;           /* entry indices */
-    void **ptr;             /* per entry data pointer, refreshed by td_run */
+    int *outputs; /* entry indices */
+    void **ptr;   /* per entry data pointer, refreshed by td_run */
     unsigned char *arena;
     size_t arena_bytes, no_reuse_bytes;
     unsigned char *scratch; /* num_threads slots of scratch_slot bytes */

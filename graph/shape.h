@@ -8,8 +8,8 @@
 #define TD_MAX_DIMS 6
 
 struct td_shape {
-    int rank;                  /* 0 for a scalar */
-    int64_t dim[TD_MAX_DIMS];  /* dim[0] is the slowest-varying axis */
+    int rank;                 /* 0 for a scalar */
+    int64_t dim[TD_MAX_DIMS]; /* dim[0] is the slowest-varying axis */
 };
 
 /* Element types. Labels are TD_I32; everything differentiable is TD_F32. */

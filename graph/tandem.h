@@ -12,5 +12,13 @@
 #include "graph/plan.h"
 #include "ops/ops.h"
 #include "ops/layers.h"
+#include "optim/optim.h"
+#include "optim/schedule.h"
+#include "optim/reduce.h"
+#include "io/dataset.h"
+#include "io/idx.h"
+#include "io/h5data.h"
+#include "io/weights.h"
+#include "io/checkpoint.h"
 
 #endif

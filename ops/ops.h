@@ -38,9 +38,9 @@ struct td_node *td_step(struct td_graph *g, struct td_node *x);
 
 /* Matrix product of the last two axes: op(a) [.., M, K] x op(b) [.., K, N],
  * op = transpose when the flag is set. Leading (batch) axes must be equal,
- * or b may be 2-D and is then shared by every batch. */
-struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
-                          int transpose_b);
+ * or one operand may be 2-D and is then shared by every batch of the other. */
+struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b,
+                          int transpose_a, int transpose_b);
 
 /* Copies x to `shape` by NumPy broadcasting. */
 struct td_node *td_broadcast_to(struct td_graph *g, struct td_node *x, struct td_shape shape);

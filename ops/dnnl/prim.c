@@ -42,7 +42,8 @@ enum td_status td_prim_create(struct td_prep *p, const_dnnl_op_desc_t op_desc,
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, p->engine, NULL);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
@@ -50,7 +51,8 @@ enum td_status td_prim_create(struct td_prep *p, const_dnnl_op_desc_t op_desc,
         return fail(p, "primitive descriptor creation", st);
     }
     st = dnnl_primitive_create(&pr->prim, pd);
-    const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *scratch_md =
+        dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t scratch = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
     int n = 0;
     for (int i = 0; st == dnnl_success && i < n_args; i++, n++) {

@@ -12,13 +12,13 @@
 
 /* Where an execute argument's bytes come from. */
 enum td_prim_buf {
-    TD_BUF_OUT = -1,     /* the node's output */
-    TD_BUF_IN0 = 0,      /* operand 0, 1, 2: TD_BUF_IN0 + i */
+    TD_BUF_OUT = -1, /* the node's output */
+    TD_BUF_IN0 = 0,  /* operand 0, 1, 2: TD_BUF_IN0 + i */
 };
 
 struct td_prim_arg {
-    int dnnl_arg;        /* DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, ... */
-    int buf;             /* enum td_prim_buf */
+    int dnnl_arg; /* DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, ... */
+    int buf;      /* enum td_prim_buf */
     dnnl_memory_desc_t md;
 };
 

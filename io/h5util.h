@@ -1,0 +1,74 @@
+/* HDF5 helpers shared by io/weights.c, io/checkpoint.c and io/h5data.c (not
+ * installed). Every helper expects the caller to have silenced HDF5's error
+ * printing with td_h5_quiet_begin, and turns failures into a status and a
+ * message naming the file and object. */
+#ifndef TD_H5UTIL_H
+#define TD_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+
+#include "graph/shape.h"
+#include "graph/status.h"
+
+/* HDF5's automatic error-stack printer, saved so it can be put back. */
+struct td_h5_quiet {
+    H5E_auto2_t func;
+    void *data;
+};
+
+/* Saves the current printer into q and turns printing off. */
+void td_h5_quiet_begin(struct td_h5_quiet *q);
+
+/* Restores the printer saved in q. */
+void td_h5_quiet_end(const struct td_h5_quiet *q);
+
+/* Opens path read-only into *file. TD_ERR_IO when the file is missing or
+ * unreadable, TD_ERR_FORMAT when it exists but HDF5 cannot open it (not
+ * HDF5, truncated or corrupt). */
+enum td_status td_h5_open_read(const char *path, hid_t *file, char *err, size_t errlen);
+
+/* Creates (truncating) path into *file, closed strongly so that H5Fclose
+ * really closes it before the caller fsyncs and renames. TD_ERR_IO. */
+enum td_status td_h5_create(const char *path, hid_t *file, char *err, size_t errlen);
+
+/* A scalar variable-length UTF-8 string attribute on obj (h5py reads a str). */
+enum td_status td_h5_write_str_attr(hid_t obj, const char *name, const char *value,
+                                    const char *path, char *err, size_t errlen);
+
+/* A 1-D variable-length UTF-8 string array attribute (h5py reads an array of
+ * str). n may be 0. */
+enum td_status td_h5_write_str_array_attr(hid_t obj, const char *name, const char *const *values,
+                                          int n, const char *path, char *err, size_t errlen);
+
+/* Reads a scalar string attribute (fixed or variable length) into buf.
+ * TD_ERR_FORMAT when it is missing or not a string; truncates to len - 1. */
+enum td_status td_h5_read_str_attr(hid_t obj, const char *name, char *buf, size_t len,
+                                   const char *path, char *err, size_t errlen);
+
+/* Creates dataset `name` under loc (intermediate groups created) with file
+ * type ftype and the given shape (rank 0: a scalar), and writes `data` of
+ * memory type mtype. TD_ERR_BACKEND naming path and name. */
+enum td_status td_h5_write(hid_t loc, const char *name, hid_t mtype, hid_t ftype,
+                           const struct td_shape *shape, const void *data, const char *path,
+                           char *err, size_t errlen);
+
+/* Opens dataset `name` under loc; TD_ERR_FORMAT "<path>: no dataset '<name>'"
+ * when it is missing or not a dataset. `what` (may be NULL) is added to the
+ * message, e.g. "for parameter fc1/weight". */
+enum td_status td_h5_open_dataset(hid_t loc, const char *name, hid_t *dset, const char *what,
+                                  const char *path, char *err, size_t errlen);
+
+/* A dataset's shape. TD_ERR_FORMAT when its dataspace is not simple or its
+ * rank exceeds max_rank (at most TD_MAX_DIMS). */
+enum td_status td_h5_get_shape(hid_t dset, int max_rank, struct td_shape *shape, const char *name,
+                               const char *path, char *err, size_t errlen);
+
+/* Writes a short name of an HDF5 datatype into buf: "float32", "uint8",
+ * "int64", "string", "compound" ... Returns buf. */
+char *td_h5_type_name(hid_t type, char *buf, size_t len);
+
+/* 1 when the datatype of dset is a float of `bytes` bytes (bytes 0: any float). */
+int td_h5_is_float(hid_t dset, size_t bytes);
+
+#endif

@@ -1,0 +1,39 @@
+/* Parameters to and from HDF5, laid out for h5py and PyTorch users: each
+ * parameter is a float32 dataset at its hierarchical name ("fc1/weight" is
+ * dataset `weight` in group `fc1`) with its true shape (dense weights are
+ * [out, in], as torch.nn.Linear stores them). The root group carries the
+ * attributes framework = "tandem", version = TD_VERSION and param_order, an
+ * array of the parameter names in creation order. */
+#ifndef TD_WEIGHTS_H
+#define TD_WEIGHTS_H
+
+#include <stddef.h>
+
+#include "graph/graph.h"
+
+/* td_weights_import flag: datasets in the file that match no parameter are
+ * ignored instead of being an error. */
+#define TD_WEIGHTS_ALLOW_EXTRA 1u
+
+/* Writes every parameter's current value (p->value) to path. The file is
+ * written as "<path>.tmp" and renamed over path, so an existing file is
+ * replaced only by a complete one. Returns TD_OK, TD_ERR_ARG (NULL argument,
+ * path too long), TD_ERR_IO (cannot create, write, sync or rename) or
+ * TD_ERR_BACKEND (HDF5 refused a name, e.g. "a" and "a/b" both
+ * parameters), with a message in err. */
+enum td_status td_weights_export(const struct td_params *p, const char *path, char *err,
+                                 size_t errlen);
+
+/* Reads every parameter of p from path into p->value. Every parameter must
+ * be present as a float32 dataset of exactly its shape, and (unless flags
+ * has TD_WEIGHTS_ALLOW_EXTRA) the file may hold no other dataset. All of
+ * this is checked, and all data read, before any value is written: on any
+ * error p->value is unchanged. Errors, with a message naming the file and the
+ * offending parameter or dataset (and the shapes or types that differ):
+ * TD_ERR_IO (missing file), TD_ERR_FORMAT (not HDF5, missing parameter,
+ * wrong dtype or shape, extra dataset, unreadable data), TD_ERR_NOMEM,
+ * TD_ERR_ARG. */
+enum td_status td_weights_import(struct td_params *p, const char *path, unsigned flags, char *err,
+                                 size_t errlen);
+
+#endif

@@ -1,0 +1,46 @@
+#include "ops/layers.h"
+
+#include <math.h>
+
+#include "graph/node.h"
+#include "ops/ops.h"
+
+/* x [..., in] -> y [..., units]; matmul needs rank 2, so a single vector is
+ * viewed as one row and the result viewed back. */
+static struct td_node *dense_body(struct td_graph *g, struct td_node *x, int units)
+{
+    int64_t in = x->shape.dim[x->shape.rank - 1];
+    struct td_node *w =
+        td_param(g, "weight", TD_SHAPE(units, in), (struct td_init){TD_INIT_FAN_IN_UNIFORM, 0, 0});
+    /* The bias's fan-in is the weight's, which its own shape [units] does
+     * not carry: give the bound explicitly. */
+    float bound = (float)(1.0 / sqrt((double)in));
+    struct td_node *b =
+        td_param(g, "bias", TD_SHAPE(units), (struct td_init){TD_INIT_UNIFORM, -bound, bound});
+    struct td_node *rows = x->shape.rank == 1 ? td_reshape(g, x, TD_SHAPE(1, in)) : x;
+    struct td_node *y = td_add(g, td_matmul(g, rows, w, 0, 1), b);
+    return x->shape.rank == 1 ? td_reshape(g, y, TD_SHAPE(units)) : y;
+}
+
+struct td_node *td_dense(struct td_graph *g, struct td_node *x, int units, const char *name)
+{
+    if (!g || !x) return NULL;
+    char s[128];
+    if (!name) {
+        td_graph_fail(g, TD_ERR_ARG, "dense: name is NULL");
+        return NULL;
+    }
+    if (units < 1) {
+        td_graph_fail(g, TD_ERR_ARG, "dense '%s': units must be >= 1, got %d", name, units);
+        return NULL;
+    }
+    if (x->shape.rank < 1) {
+        td_graph_fail(g, TD_ERR_SHAPE, "dense '%s': needs an input of rank >= 1, got %s", name,
+                      td_shape_format(&x->shape, s, sizeof(s)));
+        return NULL;
+    }
+    if (td_scope_push(g, name) != TD_OK) return NULL;
+    struct td_node *y = dense_body(g, x, units);
+    td_scope_pop(g);
+    return y;
+}

@@ -1,0 +1,237 @@
+/* matmul: y = op(a) op(b) over the last two axes; attr i[0] = transpose_a,
+ * i[1] = transpose_b (op = transpose when set).
+ * a [..., M, K] ([..., K, M] when transposed), b [..., K, N] ([..., N, K]),
+ * y [..., M, N]. The leading (batch) axes of a and b are equal, or one
+ * operand is 2-D and shared by every batch of the other (oneDNN broadcasts a
+ * batch dim of 1). Transposes are strides of the oneDNN memory descriptors,
+ * so nothing is copied. Rules are matmuls with other transpose flags; the
+ * cotangent of a shared 2-D operand is summed over the batch. */
+#include <stdio.h>
+
+#include "ops/dnnl/prim.h"
+#include "ops/rules.h"
+
+/* Rows and columns of op(x) for x of shape s. */
+static int64_t op_rows(const struct td_shape *s, int t)
+{
+    return s->dim[s->rank - (t ? 1 : 2)];
+}
+
+static int64_t op_cols(const struct td_shape *s, int t)
+{
+    return s->dim[s->rank - (t ? 2 : 1)];
+}
+
+static const char *flags_note(int ta, int tb)
+{
+    return ta && tb ? " (transpose_a, transpose_b)"
+           : ta     ? " (transpose_a)"
+           : tb     ? " (transpose_b)"
+                    : "";
+}
+
+static enum td_status matmul_shape(struct td_node *n)
+{
+    const struct td_shape *a = &n->src[0]->shape, *b = &n->src[1]->shape;
+    int ta = n->attr.i[0], tb = n->attr.i[1];
+    char sa[128], sb[128];
+    td_shape_format(a, sa, sizeof(sa));
+    td_shape_format(b, sb, sizeof(sb));
+    if (n->src[0]->dtype != TD_F32 || n->src[1]->dtype != TD_F32)
+        return td_node_fail(n, "expects float operands, got %s%s x %s%s",
+                            n->src[0]->dtype == TD_I32 ? "int32 " : "", sa,
+                            n->src[1]->dtype == TD_I32 ? "int32 " : "", sb);
+    if (a->rank < 2 || b->rank < 2)
+        return td_node_fail(n, "operands need rank >= 2: %s x %s", sa, sb);
+    if (op_cols(a, ta) != op_rows(b, tb))
+        return td_node_fail(n, "inner dimensions differ: %s x %s%s", sa, sb, flags_note(ta, tb));
+    int batch_ok = a->rank == 2 || b->rank == 2 || a->rank == b->rank;
+    for (int d = 0; batch_ok && a->rank == b->rank && d < a->rank - 2; d++)
+        batch_ok = a->dim[d] == b->dim[d];
+    if (!batch_ok) return td_node_fail(n, "batch dimensions differ: %s x %s", sa, sb);
+    n->shape = a->rank >= b->rank ? *a : *b;
+    n->shape.dim[n->shape.rank - 2] = op_rows(a, ta);
+    n->shape.dim[n->shape.rank - 1] = op_cols(b, tb);
+    n->dtype = TD_F32;
+    return TD_OK;
+}
+
+/* op(x) as a oneDNN descriptor of `rank` dims: a 2-D x under a batched
+ * operand gets leading dims of 1; a transpose swaps the last two strides. */
+static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const struct td_shape *s, int t, int rank)
+{
+    int64_t dims[TD_MAX_DIMS], strides[TD_MAX_DIMS], st[TD_MAX_DIMS];
+    int lead = rank - s->rank;
+    td_shape_strides(s, st);
+    for (int d = 0; d < lead; d++) {
+        dims[d] = 1;
+        strides[d] = td_shape_numel(s);
+    }
+    for (int d = 0; d < s->rank; d++) {
+        dims[lead + d] = s->dim[d];
+        strides[lead + d] = st[d];
+    }
+    if (t) {
+        int64_t tmp = dims[rank - 2];
+        dims[rank - 2] = dims[rank - 1];
+        dims[rank - 1] = tmp;
+        tmp = strides[rank - 2];
+        strides[rank - 2] = strides[rank - 1];
+        strides[rank - 1] = tmp;
+    }
+    return td_md_strided(md, rank, dims, strides);
+}
+
+static enum td_status matmul_prepare(struct td_prep *p)
+{
+    const struct td_node *n = p->node;
+    int rank = n->shape.rank;
+    struct td_prim_arg args[3] = {{.dnnl_arg = DNNL_ARG_SRC, .buf = TD_BUF_IN0},
+                                  {.dnnl_arg = DNNL_ARG_WEIGHTS, .buf = TD_BUF_IN0 + 1},
+                                  {.dnnl_arg = DNNL_ARG_DST, .buf = TD_BUF_OUT}};
+    dnnl_matmul_desc_t desc;
+    dnnl_status_t st = operand_md(&args[0].md, &n->src[0]->shape, n->attr.i[0], rank);
+    if (st == dnnl_success) st = operand_md(&args[1].md, &n->src[1]->shape, n->attr.i[1], rank);
+    if (st == dnnl_success) st = td_md_plain(&args[2].md, &n->shape, TD_F32);
+    if (st == dnnl_success)
+        st = dnnl_matmul_desc_init(&desc, &args[0].md, &args[1].md, NULL, &args[2].md);
+    if (st != dnnl_success) {
+        snprintf(p->err, p->err_len, "matmul: oneDNN matmul descriptor failed (status %d)",
+                 (int)st);
+        return TD_ERR_BACKEND;
+    }
+    return td_prim_create(p, &desc, args, 3);
+}
+
+/* Sums a batched cotangent over the leading axes a 2-D operand was shared by. */
+static struct td_node *sum_batch(struct td_graph *g, struct td_node *ct, int operand_rank)
+{
+    if (!ct || operand_rank == ct->shape.rank) return ct;
+    unsigned lead = (1u << (ct->shape.rank - 2)) - 1u;
+    return td_reduce_sum(g, ct, lead, 0);
+}
+
+/* x [..., R, C] viewed as [(...) * R, C]. */
+static struct td_node *flatten_rows(struct td_graph *g, struct td_node *x)
+{
+    int64_t c = x->shape.dim[x->shape.rank - 1];
+    return td_reshape(g, x, TD_SHAPE(td_shape_numel(&x->shape) / c, c));
+}
+
+static struct td_node *matmul_jvp(struct td_graph *g, struct td_node *n, struct td_node *const *t)
+{
+    struct td_node *a = n->src[0], *b = n->src[1];
+    int ta = n->attr.i[0], tb = n->attr.i[1];
+    struct td_node *da = t[0] ? td_matmul(g, t[0], b, ta, tb) : NULL;
+    struct td_node *db = t[1] ? td_matmul(g, a, t[1], ta, tb) : NULL;
+    return td_rule_add(g, da, db);
+}
+
+/* With A = op(a), B = op(b), G = ct: dA = G B^T and dB = A^T G, transposed
+ * back when the operand itself was used transposed. */
+static void matmul_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
+                       struct td_node **cts)
+{
+    struct td_node *a = n->src[0], *b = n->src[1];
+    int ta = n->attr.i[0], tb = n->attr.i[1];
+    if (need & 1u) {
+        struct td_node *da = ta ? td_matmul(g, b, ct, tb, 1) : td_matmul(g, ct, b, 0, !tb);
+        cts[0] = sum_batch(g, da, a->shape.rank);
+    }
+    if (!(need & 2u)) return;
+    if (b->shape.rank == 2 && a->shape.rank > 2 && !ta) {
+        /* The batch folds into the rows of A: one 2-D product, no batched
+         * intermediate to sum. */
+        struct td_node *a2 = flatten_rows(g, a), *ct2 = flatten_rows(g, ct);
+        cts[1] = tb ? td_matmul(g, ct2, a2, 1, 0) : td_matmul(g, a2, ct2, 1, 0);
+        return;
+    }
+    struct td_node *db = tb ? td_matmul(g, ct, a, 1, ta) : td_matmul(g, a, ct, !ta, 0);
+    cts[1] = sum_batch(g, db, b->shape.rank);
+}
+
+/* The test reference: a plain triple loop per batch in double. */
+static void matmul_reference(const struct td_node *n, const void *const *in, float *out)
+{
+    const struct td_shape *sa = &n->src[0]->shape, *sb = &n->src[1]->shape;
+    const float *a = in[0], *b = in[1];
+    int ta = n->attr.i[0], tb = n->attr.i[1];
+    int64_t m = n->shape.dim[n->shape.rank - 2], nn = n->shape.dim[n->shape.rank - 1];
+    int64_t k = op_cols(sa, ta);
+    int64_t batches = td_shape_numel(&n->shape) / (m * nn);
+    int64_t a_step = sa->rank == 2 ? 0 : m * k, b_step = sb->rank == 2 ? 0 : k * nn;
+    for (int64_t s = 0; s < batches; s++) {
+        const float *ab = a + s * a_step, *bb = b + s * b_step;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < nn; j++) {
+                double acc = 0;
+                for (int64_t l = 0; l < k; l++)
+                    acc += (double)(ta ? ab[l * m + i] : ab[i * k + l]) *
+                           (tb ? bb[j * k + l] : bb[l * nn + j]);
+                out[(s * m + i) * nn + j] = (float)acc;
+            }
+    }
+}
+
+static struct td_node *build_nn(struct td_graph *g, struct td_node *const *in)
+{
+    return td_matmul(g, in[0], in[1], 0, 0);
+}
+
+static struct td_node *build_tn(struct td_graph *g, struct td_node *const *in)
+{
+    return td_matmul(g, in[0], in[1], 1, 0);
+}
+
+static struct td_node *build_nt(struct td_graph *g, struct td_node *const *in)
+{
+    return td_matmul(g, in[0], in[1], 0, 1);
+}
+
+static struct td_node *build_tt(struct td_graph *g, struct td_node *const *in)
+{
+    return td_matmul(g, in[0], in[1], 1, 1);
+}
+
+static const struct td_op_case matmul_cases[] = {
+    {.n_in = 2, .shape = {{2, {4, 6}}, {2, {6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{2, {6, 4}}, {2, {6, 5}}}, .build = build_tn},
+    {.n_in = 2, .shape = {{2, {4, 6}}, {2, {5, 6}}}, .build = build_nt},
+    {.n_in = 2, .shape = {{2, {6, 4}}, {2, {5, 6}}}, .build = build_tt},
+    {.n_in = 2, .shape = {{3, {3, 4, 6}}, {3, {3, 6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{4, {2, 2, 6, 4}}, {4, {2, 2, 5, 6}}}, .build = build_tt},
+    {.n_in = 2, .shape = {{3, {3, 4, 6}}, {2, {6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{3, {3, 4, 6}}, {2, {5, 6}}}, .build = build_nt},
+    {.n_in = 2, .shape = {{3, {3, 6, 4}}, {2, {5, 6}}}, .build = build_tt},
+    {.n_in = 2, .shape = {{2, {4, 6}}, {3, {3, 6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{2, {6, 4}}, {3, {3, 5, 6}}}, .build = build_tt},
+};
+
+const struct td_op_def td_op_matmul = {
+    .name = "matmul",
+    .n_src = 2,
+    .shape = matmul_shape,
+    .prepare = matmul_prepare,
+    .release = td_prim_release,
+    .forward = td_prim_execute,
+    .jvp = matmul_jvp,
+    .vjp = matmul_vjp,
+    .test =
+        {
+            .lo = -1.0f,
+            .hi = 1.0f,
+            .fd_eps = 1e-2f,
+            .tol = 2e-2f,
+            .n_cases = (int)(sizeof(matmul_cases) / sizeof(matmul_cases[0])),
+            .cases = matmul_cases,
+            .reference = matmul_reference,
+        },
+};
+
+struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
+                          int transpose_b)
+{
+    struct td_attr attr = {.i = {transpose_a != 0, transpose_b != 0}};
+    struct td_node *src[2] = {a, b};
+    return td_node_new(g, &td_op_matmul, src, 2, &attr);
+}

@@ -1,0 +1,33 @@
+/* The op table: one TD_OP(name) line per op, naming td_op_<name> defined in
+ * ops/<name>.c. Everything that loops over ops (tests, tools) reads this. */
+
+/* elementwise and binary */
+TD_OP(add)
+TD_OP(sub)
+TD_OP(mul)
+TD_OP(div)
+TD_OP(affine)
+TD_OP(exp)
+TD_OP(log)
+TD_OP(tanh)
+TD_OP(sigmoid)
+TD_OP(relu)
+TD_OP(gelu)
+TD_OP(sqrt)
+TD_OP(rsqrt)
+TD_OP(square)
+TD_OP(abs)
+TD_OP(sign)
+TD_OP(step)
+
+/* structural, reduction, matmul and loss */
+TD_OP(matmul)
+TD_OP(broadcast_to)
+TD_OP(reduce_sum)
+TD_OP(reduce_mean)
+TD_OP(reshape)
+TD_OP(transpose)
+TD_OP(softmax)
+TD_OP(log_softmax)
+TD_OP(one_hot)
+TD_OP(softmax_cross_entropy)

@@ -1,0 +1,99 @@
+/* adahessian and sophia: Adam-like updates preconditioned by Hutchinson's
+ * estimate D = z * (H z) of diag(H), z Rademacher (equations in
+ * optim/optim.h). State: m and the curvature EMA (D^2 or D). */
+#include <math.h>
+
+#include "graph/rng.h"
+#include "optim/optim_impl.h"
+
+/* Refresh steps are k = 1, 1 + K, 1 + 2K, ... with k = steps + 1. */
+static int refresh(const struct td_optim *o)
+{
+    return o->steps % o->cfg.hessian_interval == 0;
+}
+
+static unsigned hutch_needs(const struct td_optim *o)
+{
+    return TD_OPTIM_NEEDS_GRAD | (refresh(o) ? TD_OPTIM_NEEDS_TANGENT : 0u);
+}
+
+/* dir [n]: z_i = td_rng_sign(seed, steps taken, i), a pure function of its
+ * arguments, so any thread may draw any element. */
+static void hutch_direction(struct td_optim *o, struct td_params *p)
+{
+    float *restrict z = p->dir;
+    const uint64_t seed = o->cfg.seed, stream = (uint64_t)o->steps;
+    const size_t n = o->n;
+#pragma omp parallel for schedule(static)                                                          \
+    num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
+    for (size_t i = 0; i < n; i++) z[i] = td_rng_sign(seed, stream, (uint64_t)i);
+}
+
+/* theta [n], g [n], z [n] = dir, t [n] = H z, m [n], v [n] (EMA of D^2) */
+static void adahessian_step(struct td_optim *o, struct td_params *p, float lr, int with_tangent)
+{
+    float *restrict w = p->value, *restrict m = o->state[0], *restrict v = o->state[1];
+    const float *restrict g = p->grad;
+    const float *restrict z = p->dir, *restrict t = p->tangent;
+    const float s = td_optim_clip_scale(o, g, NULL);
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    const double k = (double)(o->steps + 1);
+    const double r = (double)(o->steps / o->cfg.hessian_interval + 1);
+    const float step_size = (float)(lr / (1.0 - pow(b1, k)));
+    const float sqrt_bc2 = (float)sqrt(1.0 - pow(b2, r));
+    const float shrink = 1.0f - lr * o->cfg.weight_decay;
+    const size_t n = o->n;
+#pragma omp parallel for simd schedule(static)                                                     \
+    num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * (s * g[i]);
+        if (with_tangent) {
+            const float di = z[i] * t[i];
+            v[i] = b2 * v[i] + (1.0f - b2) * di * di;
+        }
+        w[i] = shrink * w[i] - step_size * m[i] / (sqrtf(v[i]) / sqrt_bc2 + eps);
+    }
+}
+
+/* theta [n], g [n], z [n] = dir, t [n] = H z, m [n], h [n] (EMA of D) */
+static void sophia_step(struct td_optim *o, struct td_params *p, float lr, int with_tangent)
+{
+    float *restrict w = p->value, *restrict m = o->state[0], *restrict h = o->state[1];
+    const float *restrict g = p->grad;
+    const float *restrict z = p->dir, *restrict t = p->tangent;
+    const float s = td_optim_clip_scale(o, g, NULL);
+    const float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    const float rho = o->cfg.rho, c = o->cfg.update_clip;
+    const float shrink = 1.0f - lr * o->cfg.weight_decay;
+    const size_t n = o->n;
+#pragma omp parallel for simd schedule(static)                                                     \
+    num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * (s * g[i]);
+        if (with_tangent) h[i] = b2 * h[i] + (1.0f - b2) * (z[i] * t[i]);
+        const float ratio = m[i] / fmaxf(rho * h[i], eps);
+        /* Comparisons rather than fminf/fmaxf so a NaN gradient stays visible. */
+        const float clipped = ratio > c ? c : (ratio < -c ? -c : ratio);
+        w[i] = shrink * w[i] - lr * clipped;
+    }
+}
+
+const struct td_optim_method td_optim_adahessian = {
+    .name = "adahessian",
+    .uses = TD_USES_BETAS | TD_USES_EPS | TD_USES_INTERVAL,
+    .n_state = 2,
+    .state_names = {"exp_avg", "exp_hessian_diag_sq"},
+    .needs = hutch_needs,
+    .direction = hutch_direction,
+    .step = adahessian_step,
+};
+
+const struct td_optim_method td_optim_sophia = {
+    .name = "sophia",
+    .uses = TD_USES_BETAS | TD_USES_EPS_POSITIVE | TD_USES_INTERVAL | TD_USES_SOPHIA,
+    .n_state = 2,
+    .state_names = {"exp_avg", "hessian"},
+    .needs = hutch_needs,
+    .direction = hutch_direction,
+    .step = sophia_step,
+};

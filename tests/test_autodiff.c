@@ -1,0 +1,476 @@
+/* First- and second-order checks of composite functions:
+ *   gradient           vs central differences of the loss, direction by direction;
+ *   H v (td_grad_hvp)  vs central differences of the gradient;
+ *   <u, H v> = <v, H u>;
+ *   reverse over forward (vjp of jvp) = forward over reverse (td_grad_hvp);
+ *   jvp of jvp = v^T H v, and vs the second difference of the loss.
+ * Finite differences need a smooth function: the ReLU network only gets the
+ * first-order and exact-identity checks (its second derivative is zero and
+ * its kinks break second differences); tanh / GELU networks get all of them. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/autodiff.h"
+#include "ops/layers.h"
+#include "ops/ops.h"
+#include "tests/testutil.h"
+
+#define MAX_PARAMS 16
+#define MAX_FEEDS 4
+#define MAX_KINKS 8
+
+enum act { ACT_RELU, ACT_TANH, ACT_GELU };
+
+/* A scalar loss of the parameters with every derivative graph built:
+ *   pg: loss, grads, hvps (direction from the store's dir block)
+ *   pr: L_t = dL.v, L_tt = v^T H v (jvp of jvp), H v by reverse over forward
+ *       (v fed through the vin inputs). */
+struct model {
+    const char *name;
+    struct td_graph *g;
+    struct td_params *p;
+    struct td_node *loss;
+    int np;
+    size_t total;
+    struct td_node *grad[MAX_PARAMS], *hvp[MAX_PARAMS], *vin[MAX_PARAMS], *hvp_rf[MAX_PARAMS];
+    struct td_node *lt, *ltt;
+    /* ReLU inputs: a central difference is only valid while none of them
+     * changes sign between theta - eps d and theta + eps d. */
+    struct td_node *kink[MAX_KINKS];
+    int n_kinks;
+    unsigned char *sign0;
+    size_t n_sign;
+    struct td_feed feeds[MAX_FEEDS + MAX_PARAMS];
+    int n_data_feeds, n_feeds;
+    void *data[MAX_FEEDS];
+    float *theta0, *v; /* v: the direction fed to vin */
+    struct tu_eval pl, pg, pr;
+};
+
+static void model_add_data(struct model *m, struct td_node *in, void *data)
+{
+    m->data[m->n_data_feeds] = data;
+    m->feeds[m->n_data_feeds++] = (struct td_feed){in, data};
+}
+
+/* Builds every derivative graph of m->loss and compiles the three plans. */
+static void model_finish(struct model *m)
+{
+    struct td_graph *g = m->g;
+    tu_assert_graph_ok(g, m->name);
+    m->p = td_graph_params(g);
+    m->np = m->p->count;
+    m->total = m->p->total;
+    ck_assert_int_le(m->np, MAX_PARAMS);
+    ck_assert_int_gt(m->np, 0);
+    ck_assert_int_eq(td_shape_numel(td_node_shape(m->loss)), 1);
+
+    ck_assert_int_eq(td_grad_hvp(g, m->loss, m->grad, m->hvp, NULL), TD_OK);
+    struct td_node *theta[MAX_PARAMS];
+    char name[96];
+    m->v = calloc(m->total, sizeof(float));
+    ck_assert_ptr_nonnull(m->v);
+    m->n_feeds = m->n_data_feeds;
+    for (int i = 0; i < m->np; i++) {
+        theta[i] = m->p->info[i].node;
+        snprintf(name, sizeof name, "v:%s", m->p->info[i].name);
+        m->vin[i] = td_input(g, name, m->p->info[i].shape, TD_F32);
+        m->feeds[m->n_feeds++] = (struct td_feed){m->vin[i], m->v + m->p->info[i].offset};
+    }
+    ck_assert_int_eq(td_jvp(g, theta, m->vin, m->np, &m->loss, 1, &m->lt), TD_OK);
+    ck_assert_int_eq(td_jvp(g, theta, m->vin, m->np, &m->lt, 1, &m->ltt), TD_OK);
+    ck_assert_int_eq(td_vjp(g, m->lt, NULL, theta, m->np, m->hvp_rf), TD_OK);
+    tu_assert_graph_ok(g, m->name);
+
+    struct td_node *outs[2 + 2 * MAX_PARAMS];
+    outs[0] = m->loss;
+    for (int i = 0; i < m->n_kinks; i++) {
+        outs[1 + i] = m->kink[i];
+        m->n_sign += (size_t)td_shape_numel(td_node_shape(m->kink[i]));
+    }
+    tu_assert_eval_init(&m->pl, g, outs, 1 + m->n_kinks, NULL);
+    m->sign0 = malloc(m->n_sign + 1);
+    ck_assert_ptr_nonnull(m->sign0);
+
+    for (int i = 0; i < m->np; i++) {
+        outs[1 + i] = m->grad[i];
+        outs[1 + m->np + i] = m->hvp[i];
+    }
+    tu_assert_eval_init(&m->pg, g, outs, 1 + 2 * m->np, NULL);
+    outs[0] = m->lt;
+    outs[1] = m->ltt;
+    for (int i = 0; i < m->np; i++) outs[2 + i] = m->hvp_rf[i];
+    tu_assert_eval_init(&m->pr, g, outs, 2 + m->np, NULL);
+
+    m->theta0 = malloc(m->total * sizeof(float));
+    ck_assert_ptr_nonnull(m->theta0);
+    memcpy(m->theta0, m->p->value, m->total * sizeof(float));
+}
+
+static void model_free(struct model *m)
+{
+    tu_eval_free(&m->pl);
+    tu_eval_free(&m->pg);
+    tu_eval_free(&m->pr);
+    td_graph_free(m->g);
+    for (int i = 0; i < m->n_data_feeds; i++) free(m->data[i]);
+    free(m->theta0);
+    free(m->v);
+    free(m->sign0);
+}
+
+/* Sets theta = theta0 + s * d (d may be NULL for theta0). */
+static void set_theta(struct model *m, const float *d, double s)
+{
+    for (size_t k = 0; k < m->total; k++)
+        m->p->value[k] = (float)(m->theta0[k] + (d ? s * d[k] : 0.0));
+}
+
+/* The loss at theta0 + s d. With `signs`, also compares the sign pattern of
+ * the ReLU inputs with m->sign0 (record = 1 stores it instead) and returns
+ * in *same whether it is unchanged. */
+static double loss_at_signs(struct model *m, const float *d, double s, int record, int *same)
+{
+    set_theta(m, d, s);
+    tu_assert_eval_run(&m->pl, m->feeds, m->n_feeds);
+    size_t at = 0;
+    if (same) *same = 1;
+    for (int i = 0; i < m->n_kinks; i++) {
+        const float *h = tu_eval_output(&m->pl, 1 + i);
+        size_t n = (size_t)td_shape_numel(td_node_shape(m->kink[i]));
+        for (size_t k = 0; k < n; k++, at++) {
+            unsigned char pos = h[k] > 0;
+            if (record)
+                m->sign0[at] = pos;
+            else if (same && pos != m->sign0[at])
+                *same = 0;
+        }
+    }
+    return tu_eval_output(&m->pl, 0)[0];
+}
+
+static double loss_at(struct model *m, const float *d, double s)
+{
+    return loss_at_signs(m, d, s, 0, NULL);
+}
+
+/* (L(theta + eps d) - L(theta - eps d)) / 2 eps, halving eps (at most 12
+ * times) until no ReLU input changes sign over the segment, where the loss
+ * is smooth. */
+static double central_difference(struct model *m, const float *d, double *eps)
+{
+    loss_at_signs(m, NULL, 0, 1, NULL);
+    for (int tries = 0;; tries++) {
+        int same_p, same_m;
+        double lp = loss_at_signs(m, d, *eps, 0, &same_p);
+        double lm = loss_at_signs(m, d, -*eps, 0, &same_m);
+        if ((same_p && same_m) || tries == 12) return (lp - lm) / (2 * *eps);
+        *eps /= 2;
+    }
+}
+
+/* Copies per-parameter outputs first..first+np of e into a flat vector laid
+ * out like the store. */
+static void gather(struct model *m, struct tu_eval *e, int first, float *flat)
+{
+    for (int i = 0; i < m->np; i++)
+        memcpy(flat + m->p->info[i].offset, tu_eval_output(e, first + i),
+               m->p->info[i].numel * sizeof(float));
+}
+
+/* Gradient and H dir at theta0 + s d, dir from `dir`. Returns the loss. */
+static double grad_hvp_at(struct model *m, const float *d, double s, const float *dir, float *grad,
+                          float *hv)
+{
+    set_theta(m, d, s);
+    memcpy(m->p->dir, dir, m->total * sizeof(float));
+    tu_assert_eval_run(&m->pg, m->feeds, m->n_feeds);
+    if (grad) gather(m, &m->pg, 1, grad);
+    if (hv) gather(m, &m->pg, 1 + m->np, hv);
+    return tu_eval_output(&m->pg, 0)[0];
+}
+
+/* A direction: standard normal on parameter `only` (all when -1). */
+static void direction(struct model *m, int only, uint64_t stream, float *d)
+{
+    tu_fill_normal(d, m->total, 77, stream);
+    if (only < 0) return;
+    for (int i = 0; i < m->np; i++)
+        if (i != only) memset(d + m->p->info[i].offset, 0, m->p->info[i].numel * sizeof(float));
+}
+
+static float *new_vec(struct model *m)
+{
+    float *x = calloc(m->total, sizeof(float));
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+/* g.d against (L(theta + eps d) - L(theta - eps d)) / 2 eps, for a direction
+ * on each parameter tensor alone (so a wrong small block, a bias, cannot hide)
+ * and one on all of them. */
+static void check_gradient(struct model *m, double eps, double tol)
+{
+    float *g = new_vec(m), *d = new_vec(m);
+    double l0 = grad_hvp_at(m, NULL, 0, m->v, g, NULL);
+    for (int only = -1; only < m->np; only++) {
+        direction(m, only, 100 + (uint64_t)(only + 1), d);
+        double gd = tu_dot(g, d, m->total), h = eps;
+        double fd = central_difference(m, d, &h);
+        char what[160];
+        snprintf(what, sizeof what, "%s: g.d vs finite difference, direction on %s", m->name,
+                 only < 0 ? "all parameters" : m->p->info[only].name);
+        printf("  %-70s %.7g vs %.7g (eps %.2g)\n", what, gd, fd, h);
+        /* The loss is a float: a difference of a few ulps of L is noise. */
+        double noise = 4 * fabs(l0) * FLT_EPSILON / (2 * h);
+        ck_assert_msg(fabs(gd - fd) <= tol * fmax(fabs(gd), fabs(fd)) + noise,
+                      "%s: %.9g vs %.9g (eps %g; allowed %.3g relative + %.3g)", what, gd, fd, h,
+                      tol, noise);
+    }
+    set_theta(m, NULL, 0);
+    free(g);
+    free(d);
+}
+
+/* Per parameter tensor: ||a_i - b_i|| <= tol max(||a_i||, ||b_i||, floor ||a||). */
+static void assert_blocks_close(struct model *m, const char *what, const float *a, const double *b,
+                                double tol, double floor)
+{
+    double na = tu_norm(a, m->total);
+    for (int i = 0; i < m->np; i++) {
+        size_t o = m->p->info[i].offset, n = m->p->info[i].numel;
+        double diff = tu_norm_diff_d(a + o, b + o, n);
+        double scale = fmax(fmax(tu_norm(a + o, n), tu_norm_d(b + o, n)), floor * na);
+        ck_assert_msg(diff <= tol * scale, "%s: %s: ||a - b|| = %.4g, ||a|| = %.4g, ||b|| = %.4g",
+                      what, m->p->info[i].name, diff, tu_norm(a + o, n), tu_norm_d(b + o, n));
+    }
+}
+
+/* H v against (g(theta + eps v) - g(theta - eps v)) / 2 eps. */
+static void check_hvp_fd(struct model *m, double eps, double tol)
+{
+    float *v = new_vec(m), *hv = new_vec(m), *gp = new_vec(m), *gm = new_vec(m);
+    double *fd = calloc(m->total, sizeof *fd);
+    ck_assert_ptr_nonnull(fd);
+    direction(m, -1, 200, v);
+    grad_hvp_at(m, NULL, 0, v, NULL, hv);
+    grad_hvp_at(m, v, eps, v, gp, NULL);
+    grad_hvp_at(m, v, -eps, v, gm, NULL);
+    for (size_t k = 0; k < m->total; k++) fd[k] = ((double)gp[k] - gm[k]) / (2 * eps);
+    char what[96];
+    snprintf(what, sizeof what, "%s: H v vs finite differences of g", m->name);
+    double rel = tu_norm_diff_d(hv, fd, m->total) / tu_norm(hv, m->total);
+    printf("  %-70s relative error %.3g\n", what, rel);
+    assert_blocks_close(m, what, hv, fd, tol, 1e-3);
+    set_theta(m, NULL, 0);
+    free(v);
+    free(hv);
+    free(gp);
+    free(gm);
+    free(fd);
+}
+
+/* <u, H v> = <v, H u>, relative to the sum of absolute products. */
+static void check_symmetry(struct model *m)
+{
+    float *u = new_vec(m), *v = new_vec(m), *hu = new_vec(m), *hv = new_vec(m);
+    direction(m, -1, 300, u);
+    direction(m, -1, 301, v);
+    grad_hvp_at(m, NULL, 0, v, NULL, hv);
+    grad_hvp_at(m, NULL, 0, u, NULL, hu);
+    double a = tu_dot(u, hv, m->total), b = tu_dot(v, hu, m->total);
+    double scale = fmax(tu_dot_abs(u, hv, m->total), tu_dot_abs(v, hu, m->total));
+    char what[96];
+    snprintf(what, sizeof what, "%s: <u, H v> vs <v, H u>", m->name);
+    printf("  %-70s %.7g vs %.7g\n", what, a, b);
+    ck_assert_msg(fabs(a - b) <= 1e-5 * scale, "%s: <u, H v> = %.9g but <v, H u> = %.9g", m->name,
+                  a, b);
+    ck_assert_msg(scale > 0, "%s: the Hessian-vector products are all zero", m->name);
+    free(u);
+    free(v);
+    free(hu);
+    free(hv);
+}
+
+/* Reverse over forward against forward over reverse, and the directional
+ * derivatives the forward plan gives against the gradient plan's. */
+static void check_modes_agree(struct model *m)
+{
+    float *hv = new_vec(m), *g = new_vec(m), *hv_rf = new_vec(m);
+    double *ref = calloc(m->total, sizeof *ref);
+    ck_assert_ptr_nonnull(ref);
+    direction(m, -1, 400, m->v);
+    grad_hvp_at(m, NULL, 0, m->v, g, hv);
+    tu_assert_eval_run(&m->pr, m->feeds, m->n_feeds);
+    gather(m, &m->pr, 2, hv_rf);
+    for (size_t k = 0; k < m->total; k++) ref[k] = hv[k];
+    char what[96];
+    snprintf(what, sizeof what, "%s: vjp(jvp(L)) vs jvp(vjp(L))", m->name);
+    printf("  %-70s relative difference %.3g\n", what,
+           tu_norm_diff_d(hv_rf, ref, m->total) / tu_norm(hv, m->total));
+    assert_blocks_close(m, what, hv_rf, ref, 1e-4, 1e-4);
+
+    double lt = tu_eval_output(&m->pr, 0)[0], ltt = tu_eval_output(&m->pr, 1)[0];
+    snprintf(what, sizeof what, "%s: jvp(L) vs g.v", m->name);
+    tu_assert_rel(what, lt, tu_dot(g, m->v, m->total), 1e-4, 1e-2 * tu_dot_abs(g, m->v, m->total));
+    snprintf(what, sizeof what, "%s: jvp(jvp(L)) vs v.(H v)", m->name);
+    printf("  %-70s %.7g vs %.7g\n", what, ltt, tu_dot(m->v, hv, m->total));
+    tu_assert_rel(what, ltt, tu_dot(m->v, hv, m->total), 1e-4,
+                  1e-2 * tu_dot_abs(m->v, hv, m->total));
+    free(hv);
+    free(g);
+    free(hv_rf);
+    free(ref);
+}
+
+/* v^T H v from jvp of jvp against the second difference of the loss,
+ * Richardson-extrapolated so eps can stay large against float rounding. */
+static void check_second_directional(struct model *m, double eps, double tol)
+{
+    direction(m, -1, 500, m->v);
+    tu_assert_eval_run(&m->pr, m->feeds, m->n_feeds);
+    double ltt = tu_eval_output(&m->pr, 1)[0];
+    double l0 = loss_at(m, NULL, 0);
+    double d1 = (loss_at(m, m->v, eps) - 2 * l0 + loss_at(m, m->v, -eps)) / (eps * eps);
+    double h = eps / 2;
+    double d2 = (loss_at(m, m->v, h) - 2 * l0 + loss_at(m, m->v, -h)) / (h * h);
+    double fd = (4 * d2 - d1) / 3;
+    set_theta(m, NULL, 0);
+    char what[96];
+    snprintf(what, sizeof what, "%s: jvp(jvp(L)) vs second difference", m->name);
+    printf("  %-70s %.7g vs %.7g\n", what, ltt, fd);
+    tu_assert_rel(what, ltt, fd, tol, 1e-3);
+}
+
+/* An MLP on fixed data: dense layers of sizes[0] -> ... -> sizes[n-1], the
+ * activation between them, softmax cross-entropy on labels. */
+static void build_mlp(struct model *m, const char *name, const int *sizes, int n, enum act act,
+                      int batch)
+{
+    memset(m, 0, sizeof *m);
+    m->name = name;
+    m->g = td_graph_new(42);
+    ck_assert_ptr_nonnull(m->g);
+    struct td_node *x = td_input(m->g, "x", TD_SHAPE(batch, sizes[0]), TD_F32);
+    struct td_node *y = td_input(m->g, "y", TD_SHAPE(batch), TD_I32);
+    float *xd = malloc((size_t)batch * sizes[0] * sizeof(float));
+    int32_t *yd = malloc((size_t)batch * sizeof(int32_t));
+    ck_assert(xd && yd);
+    tu_fill_uniform(xd, (size_t)batch * sizes[0], 0, 1, 7, 1);
+    tu_fill_int(yd, (size_t)batch, sizes[n - 1], 7, 2);
+    model_add_data(m, x, xd);
+    model_add_data(m, y, yd);
+    struct td_node *h = x;
+    char lname[16];
+    for (int i = 1; i < n; i++) {
+        snprintf(lname, sizeof lname, "fc%d", i);
+        h = td_dense(m->g, h, sizes[i], lname);
+        if (i == n - 1) break;
+        if (act == ACT_RELU) m->kink[m->n_kinks++] = h;
+        h = act == ACT_RELU   ? td_relu(m->g, h)
+            : act == ACT_TANH ? td_tanh(m->g, h)
+                              : td_gelu(m->g, h);
+    }
+    m->loss = td_softmax_cross_entropy(m->g, h, y);
+    model_finish(m);
+}
+
+START_TEST(test_seed_mlp_relu)
+{
+    struct model m;
+    const int sizes[] = {784, 128, 64, 10};
+    build_mlp(&m, "mlp 784-128-64-10 relu", sizes, 4, ACT_RELU, 8);
+    check_gradient(&m, 1e-3, 2e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(test_small_mlp_tanh)
+{
+    struct model m;
+    const int sizes[] = {20, 16, 12, 5};
+    build_mlp(&m, "mlp 20-16-12-5 tanh", sizes, 4, ACT_TANH, 8);
+    check_gradient(&m, 1e-2, 5e-3);
+    check_hvp_fd(&m, 1e-2, 1e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    check_second_directional(&m, 4e-2, 1e-2);
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(test_small_mlp_gelu)
+{
+    struct model m;
+    const int sizes[] = {20, 16, 12, 5};
+    build_mlp(&m, "mlp 20-16-12-5 gelu", sizes, 4, ACT_GELU, 8);
+    check_gradient(&m, 1e-2, 5e-3);
+    check_hvp_fd(&m, 1e-2, 1e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    check_second_directional(&m, 4e-2, 1e-2);
+    model_free(&m);
+}
+END_TEST
+
+/* Broadcasting, reductions over chosen axes, softmax and log-softmax:
+ *   z = x * w[None, :] + b[:, None]                      [4, 6]
+ *   r = mean_1(z^2) keepdims                             [4, 1]
+ *   e = sum_1(softmax(z) * log_softmax(z / (1 + r)))     [4]
+ *   loss = sum(e) + mean_all(mean_0(tanh(z))^2) + mean(z W^T) */
+static void build_broadcast(struct model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->name = "broadcast/reduce";
+    struct td_graph *g = td_graph_new(9);
+    m->g = g;
+    ck_assert_ptr_nonnull(g);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(4, 6), TD_F32);
+    float *xd = malloc(24 * sizeof(float));
+    ck_assert_ptr_nonnull(xd);
+    tu_fill_uniform(xd, 24, -1, 1, 9, 1);
+    model_add_data(m, x, xd);
+    struct td_node *w = td_param(g, "w", TD_SHAPE(6), (struct td_init){TD_INIT_NORMAL, 0, 0.7f});
+    struct td_node *b = td_param(g, "b", TD_SHAPE(4, 1), (struct td_init){TD_INIT_NORMAL, 0, 0.5f});
+    struct td_node *W =
+        td_param(g, "W", TD_SHAPE(3, 6), (struct td_init){TD_INIT_UNIFORM, -0.5f, 0.5f});
+    struct td_node *z = td_add(g, td_mul(g, x, w), b);
+    struct td_node *r = td_reduce_mean(g, td_square(g, z), 1u << 1, 1);
+    struct td_node *ls = td_log_softmax(g, td_div(g, z, td_add_scalar(g, r, 1)));
+    struct td_node *e = td_reduce_sum(g, td_mul(g, td_softmax(g, z), ls), 1u << 1, 0);
+    struct td_node *t = td_reduce_mean(g, td_tanh(g, z), 1u << 0, 0);
+    struct td_node *q = td_reduce_mean(g, td_square(g, t), 1u << 0, 0);
+    struct td_node *lin = td_reduce_mean(g, td_matmul(g, z, W, 0, 1), 3u, 0);
+    m->loss = td_add(g, td_add(g, td_sum_all(g, e), q), lin);
+    model_finish(m);
+}
+
+START_TEST(test_broadcast_reduce)
+{
+    struct model m;
+    build_broadcast(&m);
+    check_gradient(&m, 1e-2, 5e-3);
+    check_hvp_fd(&m, 1e-2, 1e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    check_second_directional(&m, 4e-2, 1e-2);
+    model_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("autodiff");
+    TCase *tc = tcase_create("composite");
+    tcase_add_test(tc, test_seed_mlp_relu);
+    tcase_add_test(tc, test_small_mlp_tanh);
+    tcase_add_test(tc, test_small_mlp_gelu);
+    tcase_add_test(tc, test_broadcast_reduce);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}

@@ -1,0 +1,823 @@
+/* Builder and planner behaviour: shapes, the exact messages of bad builds,
+ * sticky errors, parameter names, and the memory plan of a real gradient +
+ * Hessian-vector-product plan (liveness, reuse, determinism, no allocation
+ * while running, NaN reports, missing feeds). */
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/autodiff.h"
+#include "graph/node.h"
+#include "ops/layers.h"
+#include "ops/op.h"
+#include "ops/ops.h"
+#include "tests/testutil.h"
+
+/* Asserts g holds status s and exactly the message `want`. */
+static void assert_error(struct td_graph *g, enum td_status s, const char *want)
+{
+    ck_assert_msg(td_graph_status(g) == s, "status %s, expected %s (message \"%s\")",
+                  td_status_name(td_graph_status(g)), td_status_name(s), td_graph_error(g));
+    ck_assert_str_eq(td_graph_error(g), want);
+}
+
+static int shape_is(const struct td_shape *s, struct td_shape want)
+{
+    return td_shape_equal(s, &want);
+}
+
+START_TEST(test_shape_macros)
+{
+    struct td_shape s = TD_SHAPE(128, 784);
+    ck_assert_int_eq(s.rank, 2);
+    ck_assert_int_eq(s.dim[0], 128);
+    ck_assert_int_eq(s.dim[1], 784);
+    ck_assert_int_eq(td_shape_numel(&s), 128 * 784);
+    struct td_shape scalar = TD_SHAPE();
+    ck_assert_int_eq(scalar.rank, 0);
+    ck_assert_int_eq(td_shape_numel(&scalar), 1);
+    struct td_shape s6 = TD_SHAPE(1, 2, 3, 4, 5, 6);
+    ck_assert_int_eq(s6.rank, 6);
+    ck_assert_int_eq(td_shape_numel(&s6), 720);
+
+    char buf[64];
+    ck_assert_str_eq(td_shape_format(&s, buf, sizeof buf), "[128,784]");
+    ck_assert_str_eq(td_shape_format(&scalar, buf, sizeof buf), "[]");
+    ck_assert_str_eq(td_shape_format(&s6, buf, sizeof buf), "[1,2,3,4,5,6]");
+    /* Truncation keeps the terminating NUL inside the buffer. */
+    memset(buf, 'x', sizeof buf);
+    td_shape_format(&s, buf, 5);
+    ck_assert_int_eq((int)strlen(buf), 4);
+    ck_assert(strncmp(buf, "[128", 4) == 0);
+
+    ck_assert(shape_is(&s, TD_SHAPE(128, 784)));
+    ck_assert(!shape_is(&s, TD_SHAPE(784, 128)));
+    ck_assert(!shape_is(&s, TD_SHAPE(128, 784, 1)));
+    ck_assert(td_shape_valid(&s));
+    ck_assert(td_shape_valid(&scalar));
+    struct td_shape s0 = TD_SHAPE(3, 0);
+    ck_assert(!td_shape_valid(&s0));
+
+    int64_t st[TD_MAX_DIMS];
+    struct td_shape s3 = TD_SHAPE(2, 3, 4);
+    td_shape_strides(&s3, st);
+    ck_assert_int_eq(st[0], 12);
+    ck_assert_int_eq(st[1], 4);
+    ck_assert_int_eq(st[2], 1);
+    ck_assert_int_eq(td_dtype_size(TD_F32), 4);
+    ck_assert_int_eq(td_dtype_size(TD_I32), 4);
+    ck_assert_str_eq(td_status_name(TD_ERR_SHAPE), "TD_ERR_SHAPE");
+    ck_assert_str_eq(td_status_name(TD_OK), "TD_OK");
+}
+END_TEST
+
+START_TEST(test_matmul_message)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *h = td_input(g, "h", TD_SHAPE(128, 64), TD_F32);
+    struct td_node *w = td_input(g, "w", TD_SHAPE(128, 10), TD_F32);
+    ck_assert_int_eq(td_scope_push(g, "fc2"), TD_OK);
+    struct td_node *y = td_matmul(g, h, w, 0, 0);
+    td_scope_pop(g);
+    ck_assert_ptr_null(y);
+    assert_error(g, TD_ERR_SHAPE, "matmul 'fc2': inner dimensions differ: [128,64] x [128,10]");
+    /* The transposed product of the same operands is fine once cleared. */
+    td_graph_clear_error(g);
+    ck_assert_int_eq(td_graph_status(g), TD_OK);
+    ck_assert_str_eq(td_graph_error(g), "");
+    y = td_matmul(g, h, w, 1, 0);
+    ck_assert_ptr_nonnull(y);
+    ck_assert(shape_is(td_node_shape(y), TD_SHAPE(64, 10)));
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_shape_messages)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 3), TD_F32);
+    struct td_node *v = td_input(g, "v", TD_SHAPE(4), TD_F32);
+
+    /* Unnamed nodes are labelled by id: x is #0, v is #1, so the reshape is #2. */
+    ck_assert_ptr_null(td_reshape(g, x, TD_SHAPE(4, 2)));
+    assert_error(g, TD_ERR_SHAPE,
+                 "reshape #2: cannot reshape [2,3] (6 elements) to [4,2] (8 elements)");
+    td_graph_clear_error(g);
+
+    td_scope_push(g, "sum");
+    ck_assert_ptr_null(td_reduce_sum(g, x, 1u << 2, 0));
+    td_scope_pop(g);
+    assert_error(g, TD_ERR_SHAPE, "reduce_sum 'sum': axis 2 out of range for [2,3]");
+    td_graph_clear_error(g);
+
+    td_scope_push(g, "t");
+    ck_assert_ptr_null(td_transpose(g, x, (const int[]){0, 0}));
+    td_scope_pop(g);
+    assert_error(g, TD_ERR_SHAPE,
+                 "transpose 't': perm entry 1 = 0 is not a permutation of the "
+                 "axes of [2,3]");
+    td_graph_clear_error(g);
+
+    td_scope_push(g, "bc");
+    ck_assert_ptr_null(td_add(g, x, v));
+    td_scope_pop(g);
+    assert_error(g, TD_ERR_SHAPE, "add 'bc': cannot broadcast [2,3] with [4]");
+    td_graph_clear_error(g);
+
+    td_scope_push(g, "to");
+    ck_assert_ptr_null(td_broadcast_to(g, x, TD_SHAPE(4, 3)));
+    td_scope_pop(g);
+    assert_error(g, TD_ERR_SHAPE, "broadcast_to 'to': cannot broadcast [2,3] to [4,3]");
+    td_graph_clear_error(g);
+
+    /* Broadcasting that is allowed gives the NumPy shape. */
+    struct td_node *col = td_input(g, "col", TD_SHAPE(2, 1), TD_F32);
+    struct td_node *row = td_input(g, "row", TD_SHAPE(3), TD_F32);
+    struct td_node *s = td_mul(g, col, row);
+    ck_assert_ptr_nonnull(s);
+    ck_assert(shape_is(td_node_shape(s), TD_SHAPE(2, 3)));
+    ck_assert_int_eq(td_graph_status(g), TD_OK);
+    td_graph_free(g);
+}
+END_TEST
+
+/* More bad builds, each inside a scope named like the case so that the
+ * node is labelled by it. Leaves: x f32 [2,3], lab i32 [2], v f32 [4],
+ * s f32 [], a3 f32 [2,3,4], b3 f32 [3,4,5], h f32 [128,64], w f32 [128,10]. */
+enum { L_X, L_LAB, L_V, L_S, L_A3, L_B3, L_H, L_W, N_LEAVES };
+
+struct bad_build {
+    const char *scope;
+    struct td_node *(*build)(struct td_graph *g, struct td_node *const *l);
+    enum td_status status;
+    const char *message;
+};
+
+static struct td_node *bb_add_int(struct td_graph *g, struct td_node *const *l)
+{
+    return td_add(g, l[L_X], l[L_LAB]);
+}
+static struct td_node *bb_exp_int(struct td_graph *g, struct td_node *const *l)
+{
+    return td_exp(g, l[L_LAB]);
+}
+static struct td_node *bb_matmul_rank(struct td_graph *g, struct td_node *const *l)
+{
+    return td_matmul(g, l[L_V], l[L_X], 0, 0);
+}
+static struct td_node *bb_matmul_batch(struct td_graph *g, struct td_node *const *l)
+{
+    return td_matmul(g, l[L_A3], l[L_B3], 0, 0);
+}
+static struct td_node *bb_matmul_tb(struct td_graph *g, struct td_node *const *l)
+{
+    return td_matmul(g, l[L_H], l[L_W], 0, 1);
+}
+static struct td_node *bb_sce_labels(struct td_graph *g, struct td_node *const *l)
+{
+    return td_softmax_cross_entropy(g, l[L_X], td_input(g, "lab3", TD_SHAPE(3), TD_I32));
+}
+static struct td_node *bb_sce_rank(struct td_graph *g, struct td_node *const *l)
+{
+    return td_softmax_cross_entropy(g, l[L_A3], l[L_LAB]);
+}
+static struct td_node *bb_one_hot_float(struct td_graph *g, struct td_node *const *l)
+{
+    return td_one_hot(g, l[L_X], 3);
+}
+static struct td_node *bb_one_hot_classes(struct td_graph *g, struct td_node *const *l)
+{
+    return td_one_hot(g, l[L_LAB], 0);
+}
+static struct td_node *bb_softmax_scalar(struct td_graph *g, struct td_node *const *l)
+{
+    return td_log_softmax(g, l[L_S]);
+}
+static struct td_node *bb_reduce_axis(struct td_graph *g, struct td_node *const *l)
+{
+    return td_reduce_mean(g, l[L_A3], 1u << 3, 1);
+}
+static struct td_node *bb_dense_units(struct td_graph *g, struct td_node *const *l)
+{
+    return td_dense(g, l[L_X], 0, "fc");
+}
+static struct td_node *bb_input_shape(struct td_graph *g, struct td_node *const *l)
+{
+    (void)l;
+    return td_input(g, "bad", TD_SHAPE(3, 0), TD_F32);
+}
+static struct td_node *bb_jvp_tangent(struct td_graph *g, struct td_node *const *l)
+{
+    struct td_node *y = td_tanh(g, l[L_X]), *t = l[L_V], *out;
+    return td_jvp(g, &l[L_X], &t, 1, &y, 1, &out) == TD_OK ? out : NULL;
+}
+
+static const struct bad_build bad_builds[] = {
+    {"d", bb_add_int, TD_ERR_SHAPE,
+     "add 'd': expects float operands, got float32 [2,3] and int32 [2]"},
+    {"e", bb_exp_int, TD_ERR_SHAPE, "exp 'e': expects a float operand, got int32 [2]"},
+    {"mr", bb_matmul_rank, TD_ERR_SHAPE, "matmul 'mr': operands need rank >= 2: [4] x [2,3]"},
+    {"mb", bb_matmul_batch, TD_ERR_SHAPE,
+     "matmul 'mb': batch dimensions differ: [2,3,4] x [3,4,5]"},
+    {"fc2", bb_matmul_tb, TD_ERR_SHAPE,
+     "matmul 'fc2': inner dimensions differ: [128,64] x [128,10] (transpose_b)"},
+    {"ce", bb_sce_labels, TD_ERR_SHAPE,
+     "softmax_cross_entropy 'ce': labels [3] do not match logits [2,3]: expected [2]"},
+    {"ce", bb_sce_rank, TD_ERR_SHAPE,
+     "softmax_cross_entropy 'ce': expects logits of rank 2 [batch, classes], got [2,3,4]"},
+    {"oh", bb_one_hot_float, TD_ERR_SHAPE, "one_hot 'oh': expects int32 labels, got float [2,3]"},
+    {"oh", bb_one_hot_classes, TD_ERR_SHAPE, "one_hot 'oh': classes must be >= 1, got 0"},
+    {"ls", bb_softmax_scalar, TD_ERR_SHAPE,
+     "log_softmax 'ls': needs an operand of rank >= 1, got []"},
+    {"rm", bb_reduce_axis, TD_ERR_SHAPE, "reduce_mean 'rm': axis 3 out of range for [2,3,4]"},
+    {"net", bb_dense_units, TD_ERR_ARG, "dense 'fc': units must be >= 1, got 0"},
+    {"in", bb_input_shape, TD_ERR_SHAPE,
+     "input 'bad': invalid shape [3,0] (rank 2, dims must be >= 1)"},
+    {"j", bb_jvp_tangent, TD_ERR_SHAPE, "jvp: tangent [4] does not match its node [2,3]"},
+};
+
+START_TEST(test_bad_build_table)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *l[N_LEAVES];
+    l[L_X] = td_input(g, "x", TD_SHAPE(2, 3), TD_F32);
+    l[L_LAB] = td_input(g, "lab", TD_SHAPE(2), TD_I32);
+    l[L_V] = td_input(g, "v", TD_SHAPE(4), TD_F32);
+    l[L_S] = td_input(g, "s", TD_SHAPE(), TD_F32);
+    l[L_A3] = td_input(g, "a3", TD_SHAPE(2, 3, 4), TD_F32);
+    l[L_B3] = td_input(g, "b3", TD_SHAPE(3, 4, 5), TD_F32);
+    l[L_H] = td_input(g, "h", TD_SHAPE(128, 64), TD_F32);
+    l[L_W] = td_input(g, "w", TD_SHAPE(128, 10), TD_F32);
+    tu_assert_graph_ok(g, "leaves");
+    for (size_t i = 0; i < sizeof bad_builds / sizeof bad_builds[0]; i++) {
+        const struct bad_build *b = &bad_builds[i];
+        td_scope_push(g, b->scope);
+        struct td_node *n = b->build(g, l);
+        td_scope_pop(g);
+        ck_assert_msg(n == NULL, "case %zu (%s) built a node", i, b->message);
+        ck_assert_msg(td_graph_status(g) == b->status, "case %zu: status %s, expected %s (%s)", i,
+                      td_status_name(td_graph_status(g)), td_status_name(b->status),
+                      td_graph_error(g));
+        ck_assert_str_eq(td_graph_error(g), b->message);
+        td_graph_clear_error(g);
+    }
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_sticky_and_null)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 3), TD_F32);
+    td_scope_push(g, "first");
+    struct td_node *bad = td_reshape(g, x, TD_SHAPE(5));
+    td_scope_pop(g);
+    ck_assert_ptr_null(bad);
+    const char *first = "reshape 'first': cannot reshape [2,3] (6 elements) to [5] (5 elements)";
+    assert_error(g, TD_ERR_SHAPE, first);
+    int nodes = td_graph_num_nodes(g);
+
+    /* The NULL flows through later builders without a new message. */
+    struct td_node *y = td_relu(g, bad);
+    y = td_add(g, y, x);
+    y = td_matmul(g, x, y, 0, 0);
+    y = td_softmax(g, td_sum_all(g, y));
+    ck_assert_ptr_null(y);
+    ck_assert_ptr_null(td_dense(g, bad, 4, "fc"));
+    assert_error(g, TD_ERR_SHAPE, first);
+
+    /* A second, different mistake does not replace the first message. */
+    ck_assert_ptr_null(td_matmul(g, x, x, 0, 0));
+    ck_assert_ptr_null(td_reduce_mean(g, x, 1u << 5, 0));
+    assert_error(g, TD_ERR_SHAPE, first);
+    ck_assert_int_eq(td_graph_num_nodes(g), nodes);
+    ck_assert_ptr_null(td_compile(g, &x, 1, NULL));
+    assert_error(g, TD_ERR_SHAPE, first);
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_other_graph)
+{
+    struct td_graph *g = td_graph_new(1), *h = td_graph_new(2);
+    struct td_node *a = td_input(g, "a", TD_SHAPE(3), TD_F32);
+    struct td_node *b = td_input(h, "b", TD_SHAPE(3), TD_F32);
+    ck_assert_ptr_null(td_add(g, a, b));
+    assert_error(g, TD_ERR_ARG, "add: operand 2 belongs to another graph");
+    ck_assert_int_eq(td_graph_status(h), TD_OK);
+    td_graph_clear_error(g);
+    struct td_node *y = td_sum_all(g, td_square(g, a)), *gy;
+    ck_assert_int_eq(td_vjp(g, y, NULL, &b, 1, &gy), TD_ERR_ARG);
+    ck_assert_int_eq(td_graph_status(g), TD_ERR_ARG);
+    ck_assert_ptr_null(td_compile(h, &a, 1, NULL));
+    ck_assert_int_eq(td_graph_status(h), TD_ERR_ARG);
+    td_graph_free(g);
+    td_graph_free(h);
+}
+END_TEST
+
+START_TEST(test_vjp_needs_seed)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 3), TD_F32);
+    struct td_node *y = td_tanh(g, x), *ct = NULL;
+    ck_assert_int_eq(td_vjp(g, y, NULL, &x, 1, &ct), TD_ERR_SHAPE);
+    assert_error(g, TD_ERR_SHAPE, "vjp: output [2,3] is not a scalar; give a seed");
+    td_graph_clear_error(g);
+    struct td_node *seed = td_input(g, "seed", TD_SHAPE(3, 2), TD_F32);
+    ck_assert_int_eq(td_vjp(g, y, seed, &x, 1, &ct), TD_ERR_SHAPE);
+    assert_error(g, TD_ERR_SHAPE, "vjp: seed [3,2] does not match output [2,3]");
+    td_graph_clear_error(g);
+    /* An integer input gets a zero cotangent, not an error. */
+    struct td_node *lab = td_input(g, "lab", TD_SHAPE(2), TD_I32);
+    struct td_node *loss = td_softmax_cross_entropy(g, y, lab), *cts[2];
+    struct td_node *wrt[2] = {x, lab};
+    ck_assert_int_eq(td_vjp(g, loss, NULL, wrt, 2, cts), TD_OK);
+    ck_assert_ptr_nonnull(cts[0]);
+    ck_assert(td_shape_equal(td_node_shape(cts[0]), td_node_shape(x)));
+    ck_assert_ptr_nonnull(cts[1]);
+    ck_assert_str_eq(td_node_op_name(cts[1]), "const");
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_param_names)
+{
+    struct td_graph *g = td_graph_new(5);
+    struct td_init z = {TD_INIT_ZEROS, 0, 0};
+    td_scope_push(g, "fc1");
+    struct td_node *w = td_param(g, "weight", TD_SHAPE(4, 3), z);
+    td_scope_pop(g);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_str_eq(td_node_name(w), "fc1/weight");
+    ck_assert_ptr_nonnull(td_param(g, "fc1/bias", TD_SHAPE(4), z));
+    struct td_params *p = td_graph_params(g);
+    ck_assert_int_eq(p->count, 2);
+    ck_assert_int_eq(p->total, 16);
+    ck_assert_int_eq(td_params_find(p, "fc1/bias"), 1);
+    ck_assert_int_eq(p->info[1].offset, 12);
+    ck_assert_int_eq(td_params_find(p, "bias"), -1);
+
+    ck_assert_ptr_null(td_param(g, "fc1/weight", TD_SHAPE(2), z));
+    assert_error(g, TD_ERR_ARG, "param 'fc1/weight': name already used");
+    td_graph_clear_error(g);
+    td_scope_push(g, "fc1");
+    ck_assert_ptr_null(td_param(g, "bias", TD_SHAPE(4), z));
+    td_scope_pop(g);
+    assert_error(g, TD_ERR_ARG, "param 'fc1/bias': name already used");
+    td_graph_clear_error(g);
+    ck_assert_int_eq(p->count, 2);
+
+    /* td_dense creates name/weight [units, in] and name/bias [units]. */
+    struct td_node *x = td_input(g, "x", TD_SHAPE(5, 3), TD_F32);
+    struct td_node *y = td_dense(g, x, 7, "fc2");
+    ck_assert_ptr_nonnull(y);
+    ck_assert(shape_is(td_node_shape(y), TD_SHAPE(5, 7)));
+    int iw = td_params_find(p, "fc2/weight"), ib = td_params_find(p, "fc2/bias");
+    ck_assert_int_ge(iw, 0);
+    ck_assert_int_ge(ib, 0);
+    ck_assert(shape_is(&p->info[iw].shape, TD_SHAPE(7, 3)));
+    ck_assert(shape_is(&p->info[ib].shape, TD_SHAPE(7)));
+    /* PyTorch's nn.Linear default: U(+-1/sqrt(in)), not all zero. */
+    float bound = 1.0f / sqrtf(3.0f), maxabs = 0;
+    for (size_t k = 0; k < p->info[iw].numel; k++) {
+        float a = fabsf(p->value[p->info[iw].offset + k]);
+        ck_assert_float_le(a, bound);
+        if (a > maxabs) maxabs = a;
+    }
+    ck_assert_float_gt(maxabs, 0.3f * bound);
+
+    /* No parameter once a plan exists. */
+    struct td_plan *plan = td_compile(g, &y, 1, NULL);
+    ck_assert_ptr_nonnull(plan);
+    ck_assert_ptr_null(td_param(g, "late", TD_SHAPE(2), z));
+    ck_assert_int_eq(td_graph_status(g), TD_ERR_STATE);
+    td_plan_free(plan);
+    td_graph_free(g);
+}
+END_TEST
+
+/* ---- the planner, on the seed MLP's gradient + HVP plan ---- */
+
+struct mlp_plan {
+    struct td_graph *g;
+    struct td_node *x, *y, *loss;
+    struct td_node *outs[1 + 2 * 6];
+    int n_out;
+    float *xd;
+    int32_t *yd;
+    struct td_feed feeds[2];
+};
+
+static void mlp_build(struct mlp_plan *m)
+{
+    memset(m, 0, sizeof *m);
+    enum { B = 8 };
+    m->g = td_graph_new(3);
+    m->x = td_input(m->g, "x", TD_SHAPE(B, 784), TD_F32);
+    m->y = td_input(m->g, "y", TD_SHAPE(B), TD_I32);
+    struct td_node *h = td_relu(m->g, td_dense(m->g, m->x, 128, "fc1"));
+    h = td_relu(m->g, td_dense(m->g, h, 64, "fc2"));
+    m->loss = td_softmax_cross_entropy(m->g, td_dense(m->g, h, 10, "fc3"), m->y);
+    struct td_node *grads[6], *hvps[6];
+    ck_assert_int_eq(td_graph_params(m->g)->count, 6);
+    ck_assert_int_eq(td_grad_hvp(m->g, m->loss, grads, hvps, NULL), TD_OK);
+    tu_assert_graph_ok(m->g, "mlp");
+    m->outs[m->n_out++] = m->loss;
+    for (int i = 0; i < 6; i++) m->outs[m->n_out++] = grads[i];
+    for (int i = 0; i < 6; i++) m->outs[m->n_out++] = hvps[i];
+    m->xd = malloc(B * 784 * sizeof(float));
+    m->yd = malloc(B * sizeof(int32_t));
+    ck_assert(m->xd && m->yd);
+    tu_fill_uniform(m->xd, B * 784, 0, 1, 3, 1);
+    tu_fill_int(m->yd, B, 10, 3, 2);
+    m->feeds[0] = (struct td_feed){m->x, m->xd};
+    m->feeds[1] = (struct td_feed){m->y, m->yd};
+    struct td_params *p = td_graph_params(m->g);
+    tu_fill_normal(p->dir, p->total, 3, 3);
+}
+
+static void mlp_free(struct mlp_plan *m)
+{
+    td_graph_free(m->g);
+    free(m->xd);
+    free(m->yd);
+}
+
+static struct td_plan *mlp_compile(struct mlp_plan *m, int no_reuse)
+{
+    struct td_compile_options o = {.num_threads = 2, .no_reuse = no_reuse};
+    struct td_plan *p = td_compile(m->g, m->outs, m->n_out, &o);
+    ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(m->g));
+    return p;
+}
+
+static void mlp_run(struct mlp_plan *m, struct td_plan *p)
+{
+    enum td_status s = td_run(p, m->feeds, 2);
+    ck_assert_msg(s == TD_OK, "td_run: %s", td_plan_error(p));
+}
+
+/* The last step at which n's bytes are read, computed from the graph rather
+ * than asked from the planner: the latest step of a planned consumer, through
+ * views (whose readers read n's bytes), or the end for an output. */
+static int bytes_last_read(const struct td_plan *p, const struct mlp_plan *m, int id, int end)
+{
+    const struct td_node *n = td_graph_node(m->g, id);
+    int last = td_plan_step_of(p, n);
+    for (int o = 0; o < m->n_out; o++)
+        if (m->outs[o] == n) last = end;
+    for (int c = id + 1; c < td_graph_num_nodes(m->g); c++) {
+        const struct td_node *u = td_graph_node(m->g, c);
+        if (td_plan_step_of(p, u) < 0) continue;
+        for (int s = 0; s < u->n_src; s++) {
+            if (u->src[s] != n) continue;
+            int r = (u->op->traits & TD_TRAIT_VIEW) ? bytes_last_read(p, m, c, end)
+                                                    : td_plan_step_of(p, u);
+            if (r > last) last = r;
+        }
+    }
+    return last;
+}
+
+/* Consumers of node a planned at step s. */
+static int readers_at(const struct td_plan *p, const struct mlp_plan *m, const struct td_node *a,
+                      int s)
+{
+    int count = 0;
+    for (int c = a->id + 1; c < td_graph_num_nodes(m->g); c++) {
+        const struct td_node *u = td_graph_node(m->g, c);
+        if (td_plan_step_of(p, u) != s) continue;
+        for (int k = 0; k < u->n_src; k++)
+            if (u->src[k] == a) {
+                count++;
+                break;
+            }
+    }
+    return count;
+}
+
+START_TEST(test_plan_liveness)
+{
+    struct mlp_plan m;
+    mlp_build(&m);
+    struct td_plan *p = mlp_compile(&m, 0);
+    struct td_plan_stats st;
+    td_plan_get_stats(p, &st);
+    ck_assert_int_gt(st.num_nodes, 0);
+    ck_assert_int_gt(st.num_steps, 0);
+    ck_assert_int_eq(st.num_threads, 2);
+
+    int N = td_graph_num_nodes(m.g);
+    long long *off = malloc((size_t)N * sizeof *off);
+    size_t *bytes = calloc((size_t)N, sizeof *bytes);
+    int *first = malloc((size_t)N * sizeof(int)), *last = malloc((size_t)N * sizeof(int));
+    ck_assert(off && bytes && first && last);
+    int placed = 0;
+    for (int id = 0; id < N; id++) {
+        const struct td_node *n = td_graph_node(m.g, id);
+        off[id] = td_plan_buffer(p, n, &bytes[id]);
+        if (n->kind != TD_NODE_OP) {
+            ck_assert_msg(off[id] < 0, "leaf #%d placed in the arena", id);
+            continue;
+        }
+        if (off[id] < 0) continue;
+        placed++;
+        ck_assert_msg(bytes[id] == td_node_bytes(n), "node #%d: %zu bytes, needs %zu", id,
+                      bytes[id], td_node_bytes(n));
+        ck_assert_msg((size_t)off[id] + bytes[id] <= st.arena_bytes,
+                      "node #%d ends at %zu beyond the %zu-byte arena", id,
+                      (size_t)off[id] + bytes[id], st.arena_bytes);
+        first[id] = td_plan_step_of(p, n);
+        last[id] = bytes_last_read(p, &m, id, st.num_steps);
+        ck_assert_int_ge(first[id], 0);
+        /* The planner's own last use covers every direct reader. */
+        int direct = td_plan_last_use(p, n);
+        for (int c = id + 1; c < N; c++) {
+            const struct td_node *u = td_graph_node(m.g, c);
+            for (int s = 0; s < u->n_src; s++)
+                if (u->src[s] == n && td_plan_step_of(p, u) > direct)
+                    ck_abort_msg("node #%d read at step %d after its last use %d", id,
+                                 td_plan_step_of(p, u), direct);
+        }
+    }
+    ck_assert_int_gt(placed, 10);
+
+    /* Buffers that share bytes are never live at the same time, except an
+     * elementwise node that overwrites its operand at the operand's last read
+     * with no other reader in that step (in place). */
+    int inplace = 0;
+    for (int a = 0; a < N; a++) {
+        if (off[a] < 0) continue;
+        for (int b = a + 1; b < N; b++) {
+            if (off[b] < 0) continue;
+            int share =
+                off[a] < off[b] + (long long)bytes[b] && off[b] < off[a] + (long long)bytes[a];
+            if (!share) continue;
+            int live_together = first[a] <= last[b] && first[b] <= last[a];
+            if (!live_together) continue;
+            const struct td_node *nb = td_graph_node(m.g, b);
+            const struct td_node *na = td_graph_node(m.g, a);
+            int ok = (nb->op->traits & TD_TRAIT_ELEMENTWISE) && nb->src[0] == na &&
+                     off[a] == off[b] && last[a] == first[b] &&
+                     readers_at(p, &m, na, first[b]) == 1;
+            ck_assert_msg(ok,
+                          "nodes #%d (%s, steps %d..%d, bytes %lld+%zu) and #%d (%s, steps "
+                          "%d..%d, bytes %lld+%zu) share memory while both are live",
+                          a, td_node_op_name(na), first[a], last[a], off[a], bytes[a], b,
+                          td_node_op_name(nb), first[b], last[b], off[b], bytes[b]);
+            inplace++;
+        }
+    }
+    ck_assert_int_eq(inplace, st.num_inplace);
+    ck_assert_msg(st.arena_bytes < st.no_reuse_bytes, "arena %zu bytes, no reuse %zu",
+                  st.arena_bytes, st.no_reuse_bytes);
+    printf("plan: %d nodes, %d steps, %d concurrent, %d in place, arena %zu of %zu bytes\n",
+           st.num_nodes, st.num_steps, st.num_concurrent, st.num_inplace, st.arena_bytes,
+           st.no_reuse_bytes);
+    free(off);
+    free(bytes);
+    free(first);
+    free(last);
+    td_plan_free(p);
+    mlp_free(&m);
+}
+END_TEST
+
+/* Copies every output of p into one block. */
+static float *snapshot(const struct mlp_plan *m, const struct td_plan *p, size_t *total)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_out; i++) n += (size_t)td_shape_numel(td_node_shape(m->outs[i]));
+    float *s = malloc(n * sizeof(float)), *at = s;
+    ck_assert_ptr_nonnull(s);
+    for (int i = 0; i < m->n_out; i++) {
+        size_t k = (size_t)td_shape_numel(td_node_shape(m->outs[i]));
+        memcpy(at, td_plan_output(p, i), k * sizeof(float));
+        at += k;
+    }
+    *total = n;
+    return s;
+}
+
+START_TEST(test_plan_outputs_bitwise)
+{
+    struct mlp_plan m;
+    mlp_build(&m);
+    struct td_plan *p1 = mlp_compile(&m, 0), *p2 = mlp_compile(&m, 0), *p0 = mlp_compile(&m, 1);
+    size_t n, n1;
+    mlp_run(&m, p0);
+    float *ref = snapshot(&m, p0, &n);
+    mlp_run(&m, p1);
+    float *a = snapshot(&m, p1, &n1);
+    ck_assert_int_eq(n, n1);
+    /* Reuse never overwrites an output: same bits as every buffer apart. */
+    for (size_t k = 0; k < n; k++)
+        ck_assert_msg(memcmp(&a[k], &ref[k], sizeof(float)) == 0,
+                      "output element %zu: %.9g with reuse, %.9g without", k, (double)a[k],
+                      (double)ref[k]);
+    mlp_run(&m, p1);
+    float *b = snapshot(&m, p1, &n1);
+    ck_assert_msg(memcmp(a, b, n * sizeof(float)) == 0, "two runs of one plan differ");
+    mlp_run(&m, p2);
+    float *c = snapshot(&m, p2, &n1);
+    ck_assert_msg(memcmp(a, c, n * sizeof(float)) == 0, "two plans compiled alike differ");
+    /* The outputs are not trivial: the loss is about log(10) and the HVP is
+     * not zero. */
+    ck_assert_float_gt(a[0], 1.5f);
+    ck_assert_float_lt(a[0], 3.5f);
+    double hv = tu_norm(a + n - 10, 10);
+    ck_assert_msg(hv > 0, "the last HVP block is zero");
+    free(ref);
+    free(a);
+    free(b);
+    free(c);
+    td_plan_free(p0);
+    td_plan_free(p1);
+    td_plan_free(p2);
+    mlp_free(&m);
+}
+END_TEST
+
+START_TEST(test_run_allocates_nothing)
+{
+    struct mlp_plan m;
+    mlp_build(&m);
+    struct td_plan *p = mlp_compile(&m, 0);
+    mlp_run(&m, p);
+    mlp_run(&m, p);
+    struct mallinfo2 before = mallinfo2();
+    for (int r = 0; r < 5; r++) ck_assert_int_eq(td_run(p, m.feeds, 2), TD_OK);
+    struct mallinfo2 after = mallinfo2();
+    ck_assert_msg(after.uordblks == before.uordblks && after.hblkhd == before.hblkhd,
+                  "td_run changed the heap: in use %zu -> %zu bytes, mmapped %zu -> %zu bytes",
+                  before.uordblks, after.uordblks, before.hblkhd, after.hblkhd);
+    td_plan_free(p);
+    mlp_free(&m);
+}
+END_TEST
+
+/* Counting wrappers around glibc's allocator, interposed for the whole
+ * process (the executable's definitions win over libc's), so calls made by
+ * libtandem are seen. They count only while alloc_counting is set. */
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
+static volatile int alloc_counting;
+static volatile long alloc_calls;
+
+void *malloc(size_t n)
+{
+    if (alloc_counting) alloc_calls++;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    if (alloc_counting) alloc_calls++;
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (alloc_counting) alloc_calls++;
+    return __libc_realloc(p, n);
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+    if (alloc_counting) alloc_calls++;
+    return __libc_memalign(align, n);
+}
+
+/* oneDNN 2.6 allocates inside every primitive execution (its execution
+ * context), which the heap-size check above tolerates. Tandem's own run
+ * path must not allocate at all: a plan of hand-written kernels, with a
+ * concurrent step, makes no allocator call once warm. */
+START_TEST(test_run_no_allocator_calls)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(64, 300), TD_F32);
+    struct td_node *outs[4] = {
+        td_transpose(g, td_exp(g, x), (const int[]){1, 0}),
+        td_sign(g, x),
+        td_step(g, x),
+        td_relu(g, td_reshape(g, x, TD_SHAPE(300, 64))),
+    };
+    tu_assert_graph_ok(g, "hand-written kernels");
+    struct td_compile_options o = {.num_threads = 2};
+    struct td_plan *p = td_compile(g, outs, 4, &o);
+    ck_assert_ptr_nonnull(p);
+    float *xd = malloc(64 * 300 * sizeof(float));
+    ck_assert_ptr_nonnull(xd);
+    tu_fill_uniform(xd, 64 * 300, -1, 1, 4, 1);
+    struct td_feed f = {x, xd};
+    ck_assert_int_eq(td_run(p, &f, 1), TD_OK);
+    ck_assert_int_eq(td_run(p, &f, 1), TD_OK);
+    alloc_calls = 0;
+    alloc_counting = 1;
+    enum td_status st = TD_OK;
+    for (int r = 0; r < 5 && st == TD_OK; r++) st = td_run(p, &f, 1);
+    alloc_counting = 0;
+    ck_assert_int_eq(st, TD_OK);
+    ck_assert_msg(alloc_calls == 0, "5 runs called the allocator %ld times", alloc_calls);
+    /* The counter does see allocations. */
+    alloc_counting = 1;
+    void *volatile probe = malloc(16);
+    free(probe);
+    alloc_counting = 0;
+    ck_assert_int_eq(alloc_calls, 1);
+    ck_assert_float_eq(td_plan_output(p, 1)[0], xd[0] > 0 ? 1.0f : -1.0f);
+    free(xd);
+    td_plan_free(p);
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_check_numerics)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(4), TD_F32);
+    struct td_node *a = td_node_set_name(td_square(g, x), "sq");
+    struct td_node *b = td_node_set_name(td_log(g, td_add_scalar(g, a, -1.0f)), "bad_log");
+    struct td_node *y = td_sum_all(g, td_exp(g, b));
+    tu_assert_graph_ok(g, "numerics");
+    const float xd[4] = {2.0f, 3.0f, 0.5f, 1.5f}; /* x^2 - 1 < 0 at element 2 */
+    struct td_feed f = {x, xd};
+
+    struct td_compile_options o = {.check_numerics = 1};
+    struct td_plan *p = td_compile(g, &y, 1, &o);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(td_run(p, &f, 1), TD_ERR_NUMERIC);
+    const char *msg = td_plan_error(p);
+    ck_assert_msg(strstr(msg, "'bad_log'") && strstr(msg, "log") && strstr(msg, "NaN") &&
+                      strstr(msg, " 2"),
+                  "message \"%s\" should name log 'bad_log', NaN and element 2", msg);
+    /* A clean run clears the message. */
+    const float ok[4] = {2.0f, 3.0f, 1.25f, 1.5f};
+    f.data = ok;
+    ck_assert_int_eq(td_run(p, &f, 1), TD_OK);
+    ck_assert_str_eq(td_plan_error(p), "");
+    td_plan_free(p);
+
+    /* Without the option the NaN is not looked for. */
+    p = td_compile(g, &y, 1, NULL);
+    ck_assert_ptr_nonnull(p);
+    f.data = xd;
+    ck_assert_int_eq(td_run(p, &f, 1), TD_OK);
+    ck_assert(isnan(td_plan_output(p, 0)[0]));
+    td_plan_free(p);
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_missing_feed)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(3), TD_F32);
+    struct td_node *w = td_input(g, "weights_in", TD_SHAPE(3), TD_F32);
+    struct td_node *y = td_mul(g, x, w);
+    struct td_plan *p = td_compile(g, &y, 1, NULL);
+    ck_assert_ptr_nonnull(p);
+    const float d[3] = {1, 2, 3};
+    struct td_feed f = {x, d};
+    ck_assert_int_eq(td_run(p, &f, 1), TD_ERR_ARG);
+    ck_assert_msg(strstr(td_plan_error(p), "'weights_in'") != NULL,
+                  "message \"%s\" does not name the input", td_plan_error(p));
+    struct td_feed both[2] = {{x, d}, {w, d}};
+    ck_assert_int_eq(td_run(p, both, 2), TD_OK);
+    const float *out = td_plan_output(p, 0);
+    ck_assert_float_eq(out[0], 1.0f);
+    ck_assert_float_eq(out[1], 4.0f);
+    ck_assert_float_eq(out[2], 9.0f);
+    td_plan_free(p);
+    td_graph_free(g);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("graph");
+    TCase *b = tcase_create("builder");
+    tcase_add_test(b, test_shape_macros);
+    tcase_add_test(b, test_matmul_message);
+    tcase_add_test(b, test_shape_messages);
+    tcase_add_test(b, test_bad_build_table);
+    tcase_add_test(b, test_sticky_and_null);
+    tcase_add_test(b, test_other_graph);
+    tcase_add_test(b, test_vjp_needs_seed);
+    tcase_add_test(b, test_param_names);
+    suite_add_tcase(s, b);
+    TCase *p = tcase_create("planner");
+    tcase_add_test(p, test_plan_liveness);
+    tcase_add_test(p, test_plan_outputs_bitwise);
+    tcase_add_test(p, test_run_allocates_nothing);
+    tcase_add_test(p, test_run_no_allocator_calls);
+    tcase_add_test(p, test_check_numerics);
+    tcase_add_test(p, test_missing_feed);
+    suite_add_tcase(s, p);
+    return tu_run_suite(s);
+}

@@ -1,0 +1,1017 @@
+/* io/: IDX reader, HDF5 datasets, the minibatch iterator, weights export and
+ * import, checkpoints. Every file read here is written by the test itself
+ * (plain bytes, zlib or the HDF5 C API), so expected values come from the
+ * bytes written, never from the code under test. */
+#include <check.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "graph/graph.h"
+#include "graph/rng.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "io/h5data.h"
+#include "io/idx.h"
+#include "io/weights.h"
+#include "testutil.h"
+
+/* ---- scratch files: one directory per run, removed at exit ---- */
+
+#define MAX_FILES 128
+static char tmp_dir[64];
+static char *made[MAX_FILES];
+static int n_made;
+
+/* A path in the scratch directory; remembered so it is removed at exit. */
+static const char *tpath(const char *name)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s/%s", tmp_dir, name);
+    for (int i = 0; i < n_made; i++)
+        if (!strcmp(made[i], buf)) return made[i];
+    ck_assert_int_lt(n_made, MAX_FILES);
+    made[n_made] = strdup(buf);
+    return made[n_made++];
+}
+
+static void cleanup(void)
+{
+    for (int i = 0; i < n_made; i++) {
+        unlink(made[i]);
+        free(made[i]);
+    }
+    rmdir(tmp_dir);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n, int gz)
+{
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        if (n) ck_assert_int_eq(gzwrite(f, data, (unsigned)n), (int)n);
+        ck_assert_int_eq(gzclose(f), Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+}
+
+static size_t file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return (size_t)n;
+}
+
+static void assert_msg_has(const char *msg, const char *part)
+{
+    ck_assert_msg(strstr(msg, part) != NULL, "message \"%s\" lacks \"%s\"", msg, part);
+}
+
+/* ---- IDX ---- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* An IDX file: magic, ndims big-endian dims, then `payload` bytes of data. */
+static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int ndims,
+                      const unsigned char *data, size_t payload)
+{
+    size_t hdr = 4 + 4 * (size_t)ndims;
+    unsigned char *buf = malloc(hdr + payload + 1);
+    put_be32(buf, magic);
+    for (int i = 0; i < ndims; i++) put_be32(buf + 4 + 4 * i, dims[i]);
+    memcpy(buf + hdr, data, payload);
+    write_bytes(path, buf, hdr + payload, gz);
+    free(buf);
+}
+
+enum { IMG_N = 5, IMG_R = 3, IMG_C = 4 };
+static unsigned char img_bytes[IMG_N * IMG_R * IMG_C];
+static const unsigned char lab_bytes[IMG_N] = {0, 3, 1, 2, 3};
+
+static void make_images(const char *path, int gz, int n_header, size_t payload_images)
+{
+    for (size_t i = 0; i < sizeof(img_bytes); i++)
+        img_bytes[i] = (unsigned char)((i * 37 + 11) % 256);
+    uint32_t dims[3] = {(uint32_t)n_header, IMG_R, IMG_C};
+    write_idx(path, gz, 0x803, dims, 3, img_bytes, payload_images * IMG_R * IMG_C);
+}
+
+static void make_labels(const char *path, int gz, int n_header, size_t payload)
+{
+    uint32_t dim = (uint32_t)n_header;
+    write_idx(path, gz, 0x801, &dim, 1, lab_bytes, payload);
+}
+
+static void check_idx_round_trip(int gz_images, int gz_labels)
+{
+    const char *ip = tpath(gz_images ? "rt-images.gz" : "rt-images");
+    const char *lp = tpath(gz_labels ? "rt-labels.gz" : "rt-labels");
+    make_images(ip, gz_images, IMG_N, IMG_N);
+    make_labels(lp, gz_labels, IMG_N, IMG_N);
+    struct td_dataset d;
+    char err[512] = "";
+    ck_assert_msg(td_idx_load(ip, lp, &d, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_eq(d.n, IMG_N);
+    ck_assert_int_eq(d.sample_shape.rank, 2);
+    ck_assert_int_eq(d.sample_shape.dim[0], IMG_R);
+    ck_assert_int_eq(d.sample_shape.dim[1], IMG_C);
+    ck_assert_int_eq(d.classes, 4);
+    for (size_t i = 0; i < sizeof(img_bytes); i++)
+        ck_assert_msg(d.x[i] == (float)img_bytes[i] / 255.0f, "pixel %zu: %g", i, d.x[i]);
+    for (int i = 0; i < IMG_N; i++) ck_assert_int_eq(d.y[i], lab_bytes[i]);
+    td_dataset_free(&d);
+    ck_assert_ptr_null(d.x);
+    ck_assert_int_eq(d.n, 0);
+}
+
+START_TEST(idx_round_trip)
+{
+    check_idx_round_trip(1, 1);
+    check_idx_round_trip(0, 0);
+    check_idx_round_trip(1, 0);
+}
+END_TEST
+
+/* Loads and expects failure: status, zeroed dataset, message parts. */
+static void expect_idx_error(const char *ip, const char *lp, enum td_status want, const char *p1,
+                             const char *p2)
+{
+    struct td_dataset d;
+    char err[512] = "";
+    enum td_status st = td_idx_load(ip, lp, &d, err, sizeof(err));
+    ck_assert_msg(st == want, "status %s, expected %s (%s)", td_status_name(st),
+                  td_status_name(want), err);
+    ck_assert_ptr_null(d.x);
+    ck_assert_ptr_null(d.y);
+    if (p1) assert_msg_has(err, p1);
+    if (p2) assert_msg_has(err, p2);
+}
+
+START_TEST(idx_bad_inputs)
+{
+    const char *good_i = tpath("good-images.gz"), *good_l = tpath("good-labels.gz");
+    make_images(good_i, 1, IMG_N, IMG_N);
+    make_labels(good_l, 1, IMG_N, IMG_N);
+
+    /* A labels file where images are expected. */
+    expect_idx_error(good_l, good_l, TD_ERR_FORMAT, good_l, "0x00000801 is not 0x00000803");
+    expect_idx_error(good_i, good_i, TD_ERR_FORMAT, good_i, "0x00000803 is not 0x00000801");
+
+    /* 3 of 5 images present: 36 of 60 bytes. */
+    for (int gz = 0; gz <= 1; gz++) {
+        const char *p = tpath(gz ? "short-images.gz" : "short-images");
+        make_images(p, gz, IMG_N, 3);
+        expect_idx_error(p, good_l, TD_ERR_FORMAT, p, "expected 60 bytes");
+        expect_idx_error(p, good_l, TD_ERR_FORMAT, "found 36", NULL);
+    }
+
+    const char *sl = tpath("short-labels");
+    make_labels(sl, 0, IMG_N, 2);
+    expect_idx_error(good_i, sl, TD_ERR_FORMAT, sl, "expected 5 labels, found 2");
+
+    const char *hdr = tpath("short-header");
+    unsigned char half[6] = {0, 0, 8, 3, 0, 0};
+    write_bytes(hdr, half, sizeof(half), 0);
+    expect_idx_error(hdr, good_l, TD_ERR_FORMAT, hdr, "expected 16 bytes, found 6");
+
+    const char *fewer = tpath("four-labels.gz");
+    make_labels(fewer, 1, 4, 4);
+    expect_idx_error(good_i, fewer, TD_ERR_FORMAT, "5 images", "4 labels");
+
+    const char *missing = tpath("no-such-file.gz");
+    expect_idx_error(missing, good_l, TD_ERR_IO, missing, NULL);
+    expect_idx_error(good_i, missing, TD_ERR_IO, missing, NULL);
+
+    /* A gzip stream cut in the middle. */
+    const char *big = tpath("big-images.gz"), *cut = tpath("cut-images.gz");
+    enum { BN = 2000 };
+    unsigned char *px = malloc((size_t)BN * 28 * 28);
+    for (size_t i = 0; i < (size_t)BN * 28 * 28; i++) px[i] = (unsigned char)td_rng_u64(1, 0, i);
+    uint32_t dims[3] = {BN, 28, 28};
+    write_idx(big, 1, 0x803, dims, 3, px, (size_t)BN * 28 * 28);
+    free(px);
+    size_t n = file_size(big);
+    FILE *f = fopen(big, "rb");
+    unsigned char *gzb = malloc(n);
+    ck_assert_uint_eq(fread(gzb, 1, n, f), n);
+    fclose(f);
+    write_bytes(cut, gzb, n / 2, 0);
+    free(gzb);
+    const char *bl = tpath("big-labels");
+    unsigned char *lb = calloc(BN, 1);
+    uint32_t ldim = BN;
+    write_idx(bl, 0, 0x801, &ldim, 1, lb, BN);
+    free(lb);
+    expect_idx_error(cut, bl, TD_ERR_FORMAT, cut, NULL);
+}
+END_TEST
+
+START_TEST(fashion_mnist_missing_dir)
+{
+    struct td_dataset d;
+    char err[512] = "";
+    const char *dir = tpath("no-fashion-here");
+    ck_assert_int_eq(td_dataset_load_fashion_mnist(dir, 1, &d, err, sizeof(err)), TD_ERR_IO);
+    assert_msg_has(err, "apt-get install dataset-fashion-mnist");
+    assert_msg_has(err, dir);
+}
+END_TEST
+
+START_TEST(fashion_mnist_installed)
+{
+    if (access(TD_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz", R_OK) != 0) {
+        printf("fashion_mnist_installed: %s not installed, nothing to check\n",
+               TD_FASHION_MNIST_DIR);
+        return;
+    }
+    struct td_dataset d;
+    char err[512] = "";
+    ck_assert_msg(td_dataset_load_fashion_mnist(NULL, 0, &d, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_eq(d.n, 10000);
+    ck_assert_int_eq(d.sample_shape.rank, 2);
+    ck_assert_int_eq(d.sample_shape.dim[0], 28);
+    ck_assert_int_eq(d.sample_shape.dim[1], 28);
+    ck_assert_int_eq(d.classes, 10);
+    /* The test split is balanced: 1000 of each class. */
+    int count[10] = {0};
+    for (int64_t i = 0; i < d.n; i++) count[d.y[i]]++;
+    for (int c = 0; c < 10; c++) ck_assert_int_eq(count[c], 1000);
+    float lo = 1, hi = 0;
+    for (int64_t i = 0; i < d.n * 784; i++) {
+        if (d.x[i] < lo) lo = d.x[i];
+        if (d.x[i] > hi) hi = d.x[i];
+    }
+    ck_assert(lo == 0.0f && hi == 1.0f);
+    td_dataset_free(&d);
+}
+END_TEST
+
+/* ---- HDF5 datasets ---- */
+
+static hid_t h5_new(const char *path)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    return f;
+}
+
+/* Writes dataset name (rank dims) of file type ft from memory type mt. */
+static void h5_put(hid_t loc, const char *name, hid_t ft, hid_t mt, int rank, const hsize_t *dims,
+                   const void *data)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t s = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, ft, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    ck_assert_int_ge(H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Pclose(lcpl);
+}
+
+START_TEST(h5data_good)
+{
+    const char *p = tpath("data-f32.h5");
+    float x[4 * 2 * 3];
+    int16_t y[4] = {2, 0, 6, 1};
+    for (int i = 0; i < 24; i++) x[i] = 0.25f * (float)i - 1.0f;
+    hsize_t xd[3] = {4, 2, 3}, yd[1] = {4};
+    hid_t f = h5_new(p);
+    h5_put(f, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, xd, x);
+    h5_put(f, "y", H5T_STD_I16BE, H5T_NATIVE_INT16, 1, yd, y);
+    H5Fclose(f);
+    struct td_dataset d;
+    char err[512] = "";
+    ck_assert_msg(td_h5data_load(p, &d, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_eq(d.n, 4);
+    ck_assert_int_eq(d.sample_shape.rank, 2);
+    ck_assert_int_eq(d.sample_shape.dim[0], 2);
+    ck_assert_int_eq(d.sample_shape.dim[1], 3);
+    ck_assert_int_eq(d.classes, 7);
+    ck_assert_mem_eq(d.x, x, sizeof(x));
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(d.y[i], y[i]);
+    td_dataset_free(&d);
+
+    /* uint8 pixels scaled to [0, 1]; uint64 labels; float64 converted. */
+    const char *p8 = tpath("data-u8.h5");
+    unsigned char xb[3 * 2] = {0, 255, 51, 102, 1, 254};
+    uint64_t yl[3] = {1, 0, 1};
+    double xf[3 * 2] = {0.5, -1.25, 3.0, 1e-3, 7.0, -2.0};
+    hsize_t xbd[2] = {3, 2}, yld[1] = {3};
+    f = h5_new(p8);
+    h5_put(f, "x", H5T_STD_U8LE, H5T_NATIVE_UCHAR, 2, xbd, xb);
+    h5_put(f, "y", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, yld, yl);
+    H5Fclose(f);
+    ck_assert_msg(td_h5data_load(p8, &d, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_eq(d.n, 3);
+    ck_assert_int_eq(d.sample_shape.rank, 1);
+    ck_assert_int_eq(d.classes, 2);
+    for (int i = 0; i < 6; i++) ck_assert(d.x[i] == (float)xb[i] / 255.0f);
+    td_dataset_free(&d);
+
+    const char *p64 = tpath("data-f64.h5");
+    f = h5_new(p64);
+    h5_put(f, "x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, xbd, xf);
+    h5_put(f, "y", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, yld, yl);
+    H5Fclose(f);
+    ck_assert_msg(td_h5data_load(p64, &d, err, sizeof(err)) == TD_OK, "%s", err);
+    for (int i = 0; i < 6; i++) ck_assert(d.x[i] == (float)xf[i]);
+    td_dataset_free(&d);
+}
+END_TEST
+
+static void expect_h5data_error(const char *p, enum td_status want, const char *p1, const char *p2)
+{
+    struct td_dataset d;
+    char err[512] = "";
+    enum td_status st = td_h5data_load(p, &d, err, sizeof(err));
+    ck_assert_msg(st == want, "%s: status %s, expected %s (%s)", p, td_status_name(st),
+                  td_status_name(want), err);
+    ck_assert_ptr_null(d.x);
+    ck_assert_ptr_null(d.y);
+    assert_msg_has(err, p);
+    if (p1) assert_msg_has(err, p1);
+    if (p2) assert_msg_has(err, p2);
+}
+
+START_TEST(h5data_bad)
+{
+    float x[6] = {0};
+    int32_t y[3] = {0, 1, 2};
+    int64_t xi[6] = {0};
+    hsize_t xd[2] = {3, 2}, yd[1] = {3}, y2d[1] = {2};
+
+    const char *no_y = tpath("no-y.h5");
+    hid_t f = h5_new(no_y);
+    h5_put(f, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+    H5Fclose(f);
+    expect_h5data_error(no_y, TD_ERR_FORMAT, "no dataset 'y'", NULL);
+
+    const char *no_x = tpath("no-x.h5");
+    f = h5_new(no_x);
+    h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y);
+    H5Fclose(f);
+    expect_h5data_error(no_x, TD_ERR_FORMAT, "no dataset 'x'", NULL);
+
+    const char *x64 = tpath("x-int64.h5");
+    f = h5_new(x64);
+    h5_put(f, "x", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, xd, xi);
+    h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y);
+    H5Fclose(f);
+    expect_h5data_error(x64, TD_ERR_FORMAT, "'x' is int64", NULL);
+
+    const char *xs = tpath("x-string.h5");
+    f = h5_new(xs);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 4);
+    char strs[3][4] = {"abc", "def", "ghi"};
+    h5_put(f, "x", st, st, 1, yd, strs);
+    H5Tclose(st);
+    h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y);
+    H5Fclose(f);
+    expect_h5data_error(xs, TD_ERR_FORMAT, "'x' is string", NULL);
+
+    const char *yf = tpath("y-float.h5");
+    f = h5_new(yf);
+    h5_put(f, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+    h5_put(f, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, yd, x);
+    H5Fclose(f);
+    expect_h5data_error(yf, TD_ERR_FORMAT, "'y' is float32", NULL);
+
+    const char *mis = tpath("n-mismatch.h5");
+    f = h5_new(mis);
+    h5_put(f, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+    h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, y2d, y);
+    H5Fclose(f);
+    expect_h5data_error(mis, TD_ERR_FORMAT, "3 samples", "2 labels");
+
+    const char *scalar = tpath("x-scalar.h5");
+    f = h5_new(scalar);
+    h5_put(f, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, NULL, x);
+    h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y);
+    H5Fclose(f);
+    expect_h5data_error(scalar, TD_ERR_FORMAT, "rank 0", NULL);
+
+    const char *neg = tpath("y-negative.h5");
+    int32_t yn[3] = {0, -1, 2};
+    f = h5_new(neg);
+    h5_put(f, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x);
+    h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, yn);
+    H5Fclose(f);
+    expect_h5data_error(neg, TD_ERR_FORMAT, "y[1] = -1", NULL);
+
+    const char *text = tpath("not-hdf5.h5");
+    write_bytes(text, "hello, world\n", 13, 0);
+    expect_h5data_error(text, TD_ERR_FORMAT, "not a readable HDF5 file", NULL);
+
+    expect_h5data_error(tpath("missing.h5"), TD_ERR_IO, NULL, NULL);
+}
+END_TEST
+
+/* ---- batcher ---- */
+
+enum { BD_N = 10, BD_F = 2 };
+static float bd_x[BD_N * BD_F];
+static int32_t bd_y[BD_N];
+
+/* Sample i is (i, -i) with label 100 + i, so each copy names its source. */
+static struct td_dataset batch_data(void)
+{
+    for (int i = 0; i < BD_N; i++) {
+        bd_x[2 * i] = (float)i;
+        bd_x[2 * i + 1] = (float)-i;
+        bd_y[i] = 100 + i;
+    }
+    struct td_dataset d = {BD_N, td_shape_from((const int64_t[]){BD_F}, 1), bd_x, bd_y, 110};
+    return d;
+}
+
+/* Runs one epoch; writes the sample order to order[] and batch sizes to
+ * sizes[]; returns the number of batches. Checks each copy is consistent. */
+static int run_epoch(struct td_batcher *b, int64_t *order, int64_t *sizes)
+{
+    float x[BD_N * BD_F];
+    int32_t y[BD_N];
+    int nb = 0, pos = 0;
+    int64_t c;
+    while ((c = td_batcher_next(b, x, y)) > 0) {
+        for (int64_t k = 0; k < c; k++) {
+            int64_t s = (int64_t)x[2 * k];
+            ck_assert(x[2 * k + 1] == (float)-s);
+            ck_assert_int_eq(y[k], 100 + s);
+            order[pos++] = s;
+        }
+        sizes[nb++] = c;
+        ck_assert_int_le(nb, BD_N + 1);
+    }
+    return nb;
+}
+
+/* The documented order: Fisher-Yates with td_rng_u64(seed, epoch, i). */
+static void reference_perm(uint64_t seed, uint64_t epoch, int64_t *perm)
+{
+    for (int i = 0; i < BD_N; i++) perm[i] = i;
+    for (int i = BD_N - 1; i > 0; i--) {
+        int j = (int)(td_rng_u64(seed, epoch, (uint64_t)i) % (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+START_TEST(batcher_partial_covers_all)
+{
+    struct td_dataset d = batch_data();
+    struct td_batcher b;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&b, &d, 3, TD_BATCH_PARTIAL, 1, 42, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_num_batches(&b), 4);
+    ck_assert_int_eq(td_batcher_dropped(&b), 0);
+    int64_t prev[BD_N], ref[BD_N];
+    for (int e = 0; e < 3; e++) {
+        int64_t order[BD_N], sizes[BD_N + 1];
+        ck_assert_int_eq(run_epoch(&b, order, sizes), 4);
+        ck_assert_int_eq(sizes[0], 3);
+        ck_assert_int_eq(sizes[2], 3);
+        ck_assert_int_eq(sizes[3], 1);
+        int seen[BD_N] = {0};
+        for (int i = 0; i < BD_N; i++) seen[order[i]]++;
+        for (int i = 0; i < BD_N; i++) ck_assert_int_eq(seen[i], 1);
+        reference_perm(42, (uint64_t)e, ref);
+        ck_assert_mem_eq(order, ref, sizeof(ref));
+        if (e > 0) ck_assert_msg(memcmp(order, prev, sizeof(prev)) != 0, "epoch %d repeats", e);
+        memcpy(prev, order, sizeof(prev));
+        ck_assert_int_eq(td_batcher_tell(&b).epoch, (uint64_t)e + 1);
+    }
+    td_batcher_free(&b);
+}
+END_TEST
+
+START_TEST(batcher_drop_last)
+{
+    struct td_dataset d = batch_data();
+    struct td_batcher b;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&b, &d, 4, TD_BATCH_DROP_LAST, 1, 7, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_num_batches(&b), 2);
+    ck_assert_int_eq(td_batcher_dropped(&b), 2);
+    int64_t order[BD_N], sizes[BD_N + 1], ref[BD_N];
+    ck_assert_int_eq(run_epoch(&b, order, sizes), 2);
+    ck_assert_int_eq(sizes[0], 4);
+    ck_assert_int_eq(sizes[1], 4);
+    reference_perm(7, 0, ref);
+    ck_assert_mem_eq(order, ref, 8 * sizeof(int64_t));
+    td_batcher_free(&b);
+
+    /* Without shuffling the order is 0..n-1 every epoch. */
+    ck_assert_int_eq(td_batcher_init(&b, &d, 4, TD_BATCH_DROP_LAST, 0, 7, err, sizeof(err)), TD_OK);
+    for (int e = 0; e < 2; e++) {
+        ck_assert_int_eq(run_epoch(&b, order, sizes), 2);
+        for (int i = 0; i < 8; i++) ck_assert_int_eq(order[i], i);
+    }
+    td_batcher_free(&b);
+}
+END_TEST
+
+START_TEST(batcher_seed_reproducible)
+{
+    struct td_dataset d = batch_data();
+    struct td_batcher a, b, c;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&a, &d, 5, TD_BATCH_PARTIAL, 1, 3, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_init(&b, &d, 5, TD_BATCH_PARTIAL, 1, 3, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_init(&c, &d, 5, TD_BATCH_PARTIAL, 1, 4, err, sizeof(err)), TD_OK);
+    int64_t oa[BD_N], ob[BD_N], oc[BD_N], s[BD_N + 1];
+    run_epoch(&a, oa, s);
+    run_epoch(&b, ob, s);
+    run_epoch(&c, oc, s);
+    ck_assert_mem_eq(oa, ob, sizeof(oa));
+    ck_assert_msg(memcmp(oa, oc, sizeof(oa)) != 0, "seeds 3 and 4 give one order");
+    td_batcher_free(&a);
+    td_batcher_free(&b);
+    td_batcher_free(&c);
+}
+END_TEST
+
+START_TEST(batcher_restore_position)
+{
+    struct td_dataset d = batch_data();
+    struct td_batcher a, b;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&a, &d, 3, TD_BATCH_PARTIAL, 1, 9, err, sizeof(err)), TD_OK);
+    float x[3 * BD_F], xb[3 * BD_F];
+    int32_t y[3], yb[3];
+    int64_t o[BD_N], s[BD_N + 1];
+    run_epoch(&a, o, s);
+    td_batcher_next(&a, x, y);
+    td_batcher_next(&a, x, y);
+    struct td_batch_pos pos = td_batcher_tell(&a);
+    ck_assert_int_eq(pos.epoch, 1);
+    ck_assert_int_eq(pos.index, 6);
+
+    ck_assert_int_eq(td_batcher_init(&b, &d, 3, TD_BATCH_PARTIAL, 1, 9, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_seek(&b, pos, err, sizeof(err)), TD_OK);
+    /* The rest of epoch 1 and all of epoch 2 match batch for batch. */
+    for (int k = 0; k < 2 + 1 + 4; k++) {
+        int64_t ca = td_batcher_next(&a, x, y), cb = td_batcher_next(&b, xb, yb);
+        ck_assert_int_eq(ca, cb);
+        ck_assert_mem_eq(x, xb, (size_t)ca * BD_F * sizeof(float));
+        ck_assert_mem_eq(y, yb, (size_t)ca * sizeof(int32_t));
+    }
+    struct td_batch_pos bad = {0, BD_N + 1};
+    ck_assert_int_eq(td_batcher_seek(&b, bad, err, sizeof(err)), TD_ERR_ARG);
+    assert_msg_has(err, "11");
+    ck_assert_int_eq(td_batcher_tell(&b).index, td_batcher_tell(&a).index);
+    td_batcher_free(&a);
+    td_batcher_free(&b);
+}
+END_TEST
+
+START_TEST(batcher_bad_args)
+{
+    struct td_dataset d = batch_data();
+    struct td_batcher b;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&b, &d, 0, TD_BATCH_PARTIAL, 1, 1, err, sizeof(err)),
+                     TD_ERR_ARG);
+    assert_msg_has(err, "batch size 0");
+    ck_assert_int_eq(td_batcher_init(&b, &d, 11, TD_BATCH_DROP_LAST, 1, 1, err, sizeof(err)),
+                     TD_ERR_ARG);
+    assert_msg_has(err, "every epoch");
+    ck_assert_int_eq(td_batcher_init(&b, &d, 11, TD_BATCH_PARTIAL, 1, 1, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_num_batches(&b), 1);
+    td_batcher_free(&b);
+}
+END_TEST
+
+/* ---- weights ---- */
+
+/* Three parameters; `out_in` sets the second dim of out/weight. */
+static struct td_graph *small_model(uint64_t seed, int out_in, int with_out, int with_extra)
+{
+    struct td_graph *g = td_graph_new(seed);
+    ck_assert_ptr_nonnull(g);
+    struct td_init init = {TD_INIT_NORMAL, 0.0f, 1.0f};
+    td_param(g, "fc1/weight", TD_SHAPE(4, 3), init);
+    td_param(g, "fc1/bias", TD_SHAPE(4), init);
+    if (with_out) td_param(g, "out/weight", TD_SHAPE(2, out_in), init);
+    if (with_extra) td_param(g, "fc2/weight", TD_SHAPE(3, 3), init);
+    ck_assert_msg(td_graph_status(g) == TD_OK, "%s", td_graph_error(g));
+    return g;
+}
+
+static float *copy_values(const struct td_params *p)
+{
+    float *v = malloc(p->total * sizeof(float));
+    memcpy(v, p->value, p->total * sizeof(float));
+    return v;
+}
+
+static void read_vlen_attr(hid_t f, const char *name, char *buf, size_t len)
+{
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    ck_assert_int_ge(a, 0);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    char *s = NULL;
+    ck_assert_int_ge(H5Aread(a, t, &s), 0);
+    snprintf(buf, len, "%s", s);
+    H5free_memory(s);
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+START_TEST(weights_round_trip)
+{
+    struct td_graph *ga = small_model(1, 4, 1, 0), *gb = small_model(2, 4, 1, 0);
+    struct td_params *pa = td_graph_params(ga), *pb = td_graph_params(gb);
+    ck_assert_int_eq(pa->count, 3);
+    ck_assert_msg(memcmp(pa->value, pb->value, pa->total * sizeof(float)) != 0,
+                  "two seeds gave the same initial values");
+    const char *path = tpath("weights.h5");
+    char err[512] = "";
+    ck_assert_msg(td_weights_export(pa, path, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_ne(access(tpath("weights.h5.tmp"), F_OK), 0);
+
+    /* The layout h5py users see. */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, "fc1/weight", H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    hid_t s = H5Dget_space(d);
+    hsize_t dims[4];
+    ck_assert_int_eq(H5Sget_simple_extent_ndims(s), 2);
+    H5Sget_simple_extent_dims(s, dims, NULL);
+    ck_assert(dims[0] == 4 && dims[1] == 3);
+    hid_t t = H5Dget_type(d);
+    ck_assert(H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4);
+    float w[12];
+    ck_assert_int_ge(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w), 0);
+    ck_assert_mem_eq(w, pa->value + pa->info[0].offset, sizeof(w));
+    H5Tclose(t);
+    H5Sclose(s);
+    H5Dclose(d);
+    char buf[128];
+    read_vlen_attr(f, "framework", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "tandem");
+    read_vlen_attr(f, "version", buf, sizeof(buf));
+    ck_assert_str_eq(buf, TD_VERSION);
+    hid_t a = H5Aopen(f, "param_order", H5P_DEFAULT);
+    ck_assert_int_ge(a, 0);
+    hid_t as = H5Aget_space(a);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(as), 3);
+    char *names[3];
+    hid_t vt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vt, H5T_VARIABLE);
+    H5Tset_cset(vt, H5T_CSET_UTF8);
+    ck_assert_int_ge(H5Aread(a, vt, names), 0);
+    ck_assert_str_eq(names[0], "fc1/weight");
+    ck_assert_str_eq(names[1], "fc1/bias");
+    ck_assert_str_eq(names[2], "out/weight");
+    for (int i = 0; i < 3; i++) H5free_memory(names[i]);
+    H5Tclose(vt);
+    H5Sclose(as);
+    H5Aclose(a);
+    H5Fclose(f);
+
+    ck_assert_msg(td_weights_import(pb, path, 0, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_mem_eq(pb->value, pa->value, pa->total * sizeof(float));
+    td_graph_free(ga);
+    td_graph_free(gb);
+}
+END_TEST
+
+static void expect_import_error(struct td_graph *g, const char *path, unsigned flags,
+                                const char *p1, const char *p2)
+{
+    struct td_params *p = td_graph_params(g);
+    float *before = copy_values(p);
+    char err[512] = "";
+    enum td_status st = td_weights_import(p, path, flags, err, sizeof(err));
+    ck_assert_msg(st == TD_ERR_FORMAT, "status %s (%s)", td_status_name(st), err);
+    ck_assert_mem_eq(p->value, before, p->total * sizeof(float));
+    assert_msg_has(err, path);
+    if (p1) assert_msg_has(err, p1);
+    if (p2) assert_msg_has(err, p2);
+    free(before);
+}
+
+START_TEST(weights_import_rejects)
+{
+    struct td_graph *ga = small_model(1, 4, 1, 0);
+    const char *path = tpath("weights-ref.h5");
+    char err[512] = "";
+    ck_assert_msg(td_weights_export(td_graph_params(ga), path, err, sizeof(err)) == TD_OK, "%s",
+                  err);
+
+    /* out/weight is [2,4] in the file, [2,5] in the model; the fc1 parameters come first
+     * and match, and must not be written. */
+    struct td_graph *g = small_model(5, 5, 1, 0);
+    expect_import_error(g, path, 0, "parameter out/weight has shape [2,4]", "expected [2,5]");
+    td_graph_free(g);
+
+    g = small_model(5, 4, 1, 1);
+    expect_import_error(g, path, 0, "no dataset 'fc2/weight'", NULL);
+    td_graph_free(g);
+
+    /* The file has out/weight, which this model lacks. */
+    g = small_model(5, 4, 0, 0);
+    expect_import_error(g, path, 0, "'out/weight'", "TD_WEIGHTS_ALLOW_EXTRA");
+    struct td_params *p = td_graph_params(g), *pa = td_graph_params(ga);
+    ck_assert_msg(td_weights_import(p, path, TD_WEIGHTS_ALLOW_EXTRA, err, sizeof(err)) == TD_OK,
+                  "%s", err);
+    ck_assert_mem_eq(p->value, pa->value, p->total * sizeof(float));
+    td_graph_free(g);
+
+    /* fc1/bias stored as float64. */
+    const char *f64 = tpath("weights-f64.h5");
+    hid_t f = h5_new(f64);
+    float w[12] = {0}, w2[8] = {0};
+    double bias[4] = {1, 2, 3, 4};
+    hsize_t wd[2] = {4, 3}, bd[1] = {4}, od[2] = {2, 4};
+    h5_put(f, "fc1/weight", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, wd, w);
+    h5_put(f, "fc1/bias", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, bd, bias);
+    h5_put(f, "out/weight", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, od, w2);
+    H5Fclose(f);
+    g = small_model(5, 4, 1, 0);
+    expect_import_error(g, f64, 0, "parameter fc1/bias is float64, expected float32", NULL);
+    td_graph_free(g);
+
+    g = small_model(5, 4, 1, 0);
+    ck_assert_int_eq(td_weights_import(td_graph_params(g), tpath("absent.h5"), 0, err, sizeof(err)),
+                     TD_ERR_IO);
+    assert_msg_has(err, "absent.h5");
+    td_graph_free(g);
+    td_graph_free(ga);
+}
+END_TEST
+
+static herr_t count_prints(hid_t stack, void *data)
+{
+    (void)stack;
+    ++*(int *)data;
+    return 0;
+}
+
+/* Failing loads print nothing and put the caller's HDF5 error printer back. */
+START_TEST(h5_error_printer_restored)
+{
+    int prints = 0;
+    H5E_auto2_t saved_f;
+    void *saved_d;
+    H5Eget_auto2(H5E_DEFAULT, &saved_f, &saved_d);
+    H5Eset_auto2(H5E_DEFAULT, count_prints, &prints);
+    const char *text = tpath("not-hdf5-2.h5");
+    write_bytes(text, "plain text", 10, 0);
+    struct td_dataset d;
+    char err[512];
+    ck_assert_int_eq(td_h5data_load(text, &d, err, sizeof(err)), TD_ERR_FORMAT);
+    struct td_graph *g = small_model(1, 4, 1, 0);
+    ck_assert_int_eq(td_weights_import(td_graph_params(g), text, 0, err, sizeof(err)),
+                     TD_ERR_FORMAT);
+    td_graph_free(g);
+    ck_assert_int_eq(prints, 0);
+    H5E_auto2_t f;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &f, &data);
+    ck_assert(f == count_prints && data == &prints);
+    H5Eset_auto2(H5E_DEFAULT, saved_f, saved_d);
+}
+END_TEST
+
+/* ---- checkpoints ---- */
+
+struct ckpt_state {
+    struct td_graph *g;
+    float m[7];
+    int64_t step;
+    uint64_t seed;
+    double lr;
+    struct td_ckpt_entry e[8];
+    int n;
+};
+
+static void ckpt_state_init(struct ckpt_state *s, uint64_t seed, float base)
+{
+    s->g = small_model(seed, 4, 1, 0);
+    struct td_params *p = td_graph_params(s->g);
+    for (int i = 0; i < 7; i++) s->m[i] = base + 0.5f * (float)i;
+    s->step = 1000 + (int64_t)base;
+    s->seed = 0xfedcba9876543210ull - (uint64_t)base;
+    s->lr = 0.001 * base;
+    s->n = td_ckpt_param_entries(p, s->e);
+    ck_assert_int_eq(s->n, 3);
+    s->e[s->n++] = (struct td_ckpt_entry){"adam/m", TD_CKPT_F32, s->m, 7, NULL};
+    s->e[s->n++] = (struct td_ckpt_entry){"step", TD_CKPT_I64, &s->step, 1, NULL};
+    s->e[s->n++] = (struct td_ckpt_entry){"seed", TD_CKPT_U64, &s->seed, 1, NULL};
+    s->e[s->n++] = (struct td_ckpt_entry){"lr", TD_CKPT_F64, &s->lr, 1, NULL};
+}
+
+static void ckpt_assert_equal(struct ckpt_state *a, struct ckpt_state *b)
+{
+    struct td_params *pa = td_graph_params(a->g), *pb = td_graph_params(b->g);
+    ck_assert_mem_eq(pa->value, pb->value, pa->total * sizeof(float));
+    ck_assert_mem_eq(a->m, b->m, sizeof(a->m));
+    ck_assert_int_eq(a->step, b->step);
+    ck_assert_uint_eq(a->seed, b->seed);
+    ck_assert(a->lr == b->lr);
+}
+
+START_TEST(checkpoint_round_trip)
+{
+    struct ckpt_state a, b;
+    ckpt_state_init(&a, 1, 3.0f);
+    ckpt_state_init(&b, 2, 8.0f);
+    const char *path = tpath("ckpt.h5");
+    char err[512] = "";
+    ck_assert_msg(td_ckpt_save(path, a.e, a.n, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_ne(access(tpath("ckpt.h5.tmp"), F_OK), 0);
+    ck_assert_msg(td_ckpt_load(path, b.e, b.n, err, sizeof(err)) == TD_OK, "%s", err);
+    ckpt_assert_equal(&a, &b);
+
+    /* Groups as documented. */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    ck_assert_int_gt(H5Lexists(f, "params", H5P_DEFAULT), 0);
+    ck_assert_int_gt(H5Lexists(f, "params/fc1/weight", H5P_DEFAULT), 0);
+    ck_assert_int_gt(H5Lexists(f, "optim/adam/m", H5P_DEFAULT), 0);
+    ck_assert_int_gt(H5Lexists(f, "state/step", H5P_DEFAULT), 0);
+    int64_t step = 0;
+    hid_t d = H5Dopen2(f, "state/step", H5P_DEFAULT);
+    ck_assert_int_ge(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &step), 0);
+    ck_assert_int_eq(step, 1003);
+    H5Dclose(d);
+    H5Fclose(f);
+    td_graph_free(a.g);
+    td_graph_free(b.g);
+}
+END_TEST
+
+START_TEST(checkpoint_rejects)
+{
+    struct ckpt_state a, b;
+    ckpt_state_init(&a, 1, 3.0f);
+    ckpt_state_init(&b, 2, 8.0f);
+    const char *path = tpath("ckpt-rej.h5");
+    char err[512] = "";
+    ck_assert_msg(td_ckpt_save(path, a.e, a.n, err, sizeof(err)) == TD_OK, "%s", err);
+    struct td_params *pb = td_graph_params(b.g);
+    float *before = copy_values(pb);
+
+    /* step asked for as uint64: stored as int64. The params come first and
+     * must not be written. */
+    b.e[4].kind = TD_CKPT_U64;
+    ck_assert_int_eq(td_ckpt_load(path, b.e, b.n, err, sizeof(err)), TD_ERR_FORMAT);
+    assert_msg_has(err, "/state/step is int64, expected uint64");
+    ck_assert_mem_eq(pb->value, before, pb->total * sizeof(float));
+    b.e[4].kind = TD_CKPT_I64;
+
+    /* Optimizer block of another size. */
+    b.e[3].count = 6;
+    ck_assert_int_eq(td_ckpt_load(path, b.e, b.n, err, sizeof(err)), TD_ERR_FORMAT);
+    assert_msg_has(err, "/optim/adam/m holds 7 elements");
+    assert_msg_has(err, "expected 6");
+    b.e[3].count = 7;
+
+    struct td_ckpt_entry extra = {"epoch", TD_CKPT_U64, &b.seed, 1, NULL};
+    struct td_ckpt_entry with_extra[9];
+    memcpy(with_extra, b.e, (size_t)b.n * sizeof(extra));
+    with_extra[b.n] = extra;
+    ck_assert_int_eq(td_ckpt_load(path, with_extra, b.n + 1, err, sizeof(err)), TD_ERR_FORMAT);
+    assert_msg_has(err, "no dataset '/state/epoch'");
+    ck_assert_mem_eq(pb->value, before, pb->total * sizeof(float));
+    ck_assert(b.lr == 0.008);
+
+    /* A weights file is HDF5 but not a checkpoint. */
+    const char *wp = tpath("ckpt-not.h5");
+    ck_assert_int_eq(td_weights_export(pb, wp, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_ckpt_load(wp, b.e, b.n, err, sizeof(err)), TD_ERR_FORMAT);
+    assert_msg_has(err, "not a Tandem checkpoint");
+
+    /* Bad entries are refused before anything is written. */
+    struct td_ckpt_entry dup[2] = {{"x", TD_CKPT_F32, b.m, 7, NULL},
+                                   {"x", TD_CKPT_F32, b.m, 7, NULL}};
+    ck_assert_int_eq(td_ckpt_save(tpath("dup.h5"), dup, 2, err, sizeof(err)), TD_ERR_ARG);
+    assert_msg_has(err, "/optim/x");
+    ck_assert_int_ne(access(tpath("dup.h5"), F_OK), 0);
+    free(before);
+    td_graph_free(a.g);
+    td_graph_free(b.g);
+}
+END_TEST
+
+/* A save that crashed before its rename leaves "<path>.tmp" behind; the
+ * previous checkpoint must still load, and the next save must succeed. */
+START_TEST(checkpoint_interrupted_save)
+{
+    struct ckpt_state a, b, c;
+    ckpt_state_init(&a, 1, 3.0f);
+    ckpt_state_init(&b, 2, 8.0f);
+    ckpt_state_init(&c, 3, 5.0f);
+    const char *path = tpath("ckpt-crash.h5"), *tmp = tpath("ckpt-crash.h5.tmp");
+    char err[512] = "";
+    ck_assert_msg(td_ckpt_save(path, a.e, a.n, err, sizeof(err)) == TD_OK, "%s", err);
+    write_bytes(tmp, "\x89HDF\r\n\x1a\ngarbage", 15, 0);
+    ck_assert_msg(td_ckpt_load(path, b.e, b.n, err, sizeof(err)) == TD_OK, "%s", err);
+    ckpt_assert_equal(&a, &b);
+
+    ck_assert_msg(td_ckpt_save(path, c.e, c.n, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    ck_assert_msg(td_ckpt_load(path, b.e, b.n, err, sizeof(err)) == TD_OK, "%s", err);
+    ckpt_assert_equal(&c, &b);
+    td_graph_free(a.g);
+    td_graph_free(b.g);
+    td_graph_free(c.g);
+}
+END_TEST
+
+START_TEST(checkpoint_truncated)
+{
+    struct ckpt_state a, b;
+    ckpt_state_init(&a, 1, 3.0f);
+    ckpt_state_init(&b, 2, 8.0f);
+    const char *good = tpath("ckpt-good.h5");
+    char err[512] = "";
+    ck_assert_msg(td_ckpt_save(good, a.e, a.n, err, sizeof(err)) == TD_OK, "%s", err);
+    size_t n = file_size(good);
+    unsigned char *bytes = malloc(n);
+    FILE *f = fopen(good, "rb");
+    ck_assert_uint_eq(fread(bytes, 1, n, f), n);
+    fclose(f);
+    struct td_params *pb = td_graph_params(b.g);
+    float *before = copy_values(pb);
+    const size_t cuts[] = {0, 7, 100, n / 2, n - 1};
+    for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+        const char *cut = tpath("ckpt-cut.h5");
+        write_bytes(cut, bytes, n, 0);
+        ck_assert_int_eq(truncate(cut, (off_t)cuts[k]), 0);
+        enum td_status st = td_ckpt_load(cut, b.e, b.n, err, sizeof(err));
+        ck_assert_msg(st == TD_ERR_FORMAT || st == TD_ERR_IO, "cut at %zu: %s (%s)", cuts[k],
+                      td_status_name(st), err);
+        assert_msg_has(err, cut);
+        ck_assert_mem_eq(pb->value, before, pb->total * sizeof(float));
+        ck_assert_int_eq(b.step, 1008);
+    }
+    free(bytes);
+    free(before);
+    td_graph_free(a.g);
+    td_graph_free(b.g);
+}
+END_TEST
+
+static Suite *io_suite(void)
+{
+    Suite *s = suite_create("io");
+    TCase *tc = tcase_create("io");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, idx_round_trip);
+    tcase_add_test(tc, idx_bad_inputs);
+    tcase_add_test(tc, fashion_mnist_missing_dir);
+    tcase_add_test(tc, fashion_mnist_installed);
+    tcase_add_test(tc, h5data_good);
+    tcase_add_test(tc, h5data_bad);
+    tcase_add_test(tc, h5_error_printer_restored);
+    tcase_add_test(tc, batcher_partial_covers_all);
+    tcase_add_test(tc, batcher_drop_last);
+    tcase_add_test(tc, batcher_seed_reproducible);
+    tcase_add_test(tc, batcher_restore_position);
+    tcase_add_test(tc, batcher_bad_args);
+    tcase_add_test(tc, weights_round_trip);
+    tcase_add_test(tc, weights_import_rejects);
+    tcase_add_test(tc, checkpoint_round_trip);
+    tcase_add_test(tc, checkpoint_rejects);
+    tcase_add_test(tc, checkpoint_interrupted_save);
+    tcase_add_test(tc, checkpoint_truncated);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/td_test_io_XXXXXX");
+    if (!mkdtemp(tmp_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    int rc = tu_run_suite(io_suite());
+    cleanup();
+    return rc;
+}

@@ -1,0 +1,104 @@
+/* tandem-bench: times one training step of a zoo model (default the seed
+ * MLP at batch 128) with the gradient plan and with the gradient+HVP plan,
+ * and the optimizer update. Prints one `key value` line per measurement so
+ * tools/bench.sh can set them beside PyTorch's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+#include "tools/models/models.h"
+
+static const char usage[] =
+    "usage: tandem-bench [--model NAME] [--batch N] [--threads N] [--steps N] [--warmup N]\n";
+
+static double time_plan(struct td_plan *plan, const struct td_feed *feeds, long long warmup,
+                        long long steps)
+{
+    for (long long i = 0; i < warmup; i++) td_run(plan, feeds, 2);
+    /* The median of several repetitions resists noise from the other tenant. */
+    enum { REPS = 7 };
+    double t[REPS];
+    for (int r = 0; r < REPS; r++) {
+        double t0 = td_cli_now();
+        for (long long i = 0; i < steps; i++) td_run(plan, feeds, 2);
+        t[r] = (td_cli_now() - t0) / (double)steps;
+    }
+    for (int i = 1; i < REPS; i++)
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    return t[REPS / 2];
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = "mlp";
+    long long batch = 128, threads = 0, steps = 50, warmup = 20;
+    const struct td_opt opts[] = {
+        {"--model", TD_OPT_STR, &model, 0, 0},        {"--batch", TD_OPT_INT, &batch, 1, 1 << 20},
+        {"--threads", TD_OPT_INT, &threads, 1, 1024}, {"--steps", TD_OPT_INT, &steps, 1, 1e9},
+        {"--warmup", TD_OPT_INT, &warmup, 0, 1e9},
+    };
+    int r = td_cli_parse("bench", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+    if (r <= 0) return r < 0 ? 2 : 0;
+    const struct td_model_info *info = td_model_find(model);
+    if (!info) {
+        fprintf(stderr, "tandem-bench: unknown model '%s'\n", model);
+        return 2;
+    }
+    struct td_graph *g = td_graph_new(1);
+    struct td_model m;
+    struct td_shape sample = TD_SHAPE(784);
+    td_model_build(info, g, (int)batch, &sample, 10, &m);
+    struct td_params *p = td_graph_params(g);
+    int P = p->count;
+    struct td_node **outs = calloc(2 * (size_t)P + 1, sizeof(*outs));
+    struct td_binding *bind = calloc(2 * (size_t)P, sizeof(*bind));
+    if (!outs || !bind) return 1;
+    outs[0] = m.loss;
+    struct td_plan *gp = NULL, *hp = NULL;
+    if (td_graph_status(g) == TD_OK &&
+        td_grad_hvp(g, m.loss, outs + 1, outs + 1 + P, NULL) == TD_OK) {
+        for (int i = 0; i < P; i++) {
+            bind[i] = (struct td_binding){outs[1 + i], p->grad + p->info[i].offset};
+            bind[P + i] = (struct td_binding){outs[1 + P + i], p->tangent + p->info[i].offset};
+        }
+        struct td_compile_options co = {
+            .num_threads = (int)threads, .bindings = bind, .n_bindings = P};
+        gp = td_compile(g, outs, 1 + P, &co);
+        co.n_bindings = 2 * P;
+        hp = gp ? td_compile(g, outs, 1 + 2 * P, &co) : NULL;
+    }
+    if (!hp) {
+        fprintf(stderr, "tandem-bench: %s\n", td_graph_error(g));
+        return 1;
+    }
+    int64_t nx = td_shape_numel(td_node_shape(m.x));
+    float *x = malloc((size_t)nx * sizeof(float));
+    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    for (int64_t i = 0; i < nx; i++) x[i] = td_rng_uniform(7, 1, (uint64_t)i);
+    for (int64_t i = 0; i < batch; i++) y[i] = (int32_t)(td_rng_u64(7, 2, (uint64_t)i) % 10);
+    for (size_t i = 0; i < p->total; i++) p->dir[i] = 1e-3f * td_rng_normal(7, 3, i);
+    struct td_feed feeds[2] = {{m.x, x}, {m.labels, y}};
+    double tg = time_plan(gp, feeds, warmup, steps);
+    double th = time_plan(hp, feeds, warmup, steps);
+    struct td_plan_stats sg, sh;
+    td_plan_get_stats(gp, &sg);
+    td_plan_get_stats(hp, &sh);
+    printf("model %s\nbatch %lld\nthreads %d\nparameters %zu\n", info->name, batch, sg.num_threads,
+           p->total);
+    printf("grad_step_ms %.4f\ngrad_hvp_step_ms %.4f\nhvp_over_grad %.3f\n", tg * 1e3, th * 1e3,
+           th / tg);
+    printf("grad_samples_per_s %.0f\ngrad_hvp_samples_per_s %.0f\n", (double)batch / tg,
+           (double)batch / th);
+    printf("grad_arena_bytes %zu\ngrad_no_reuse_bytes %zu\n", sg.arena_bytes, sg.no_reuse_bytes);
+    printf("hvp_arena_bytes %zu\nhvp_no_reuse_bytes %zu\n", sh.arena_bytes, sh.no_reuse_bytes);
+    td_plan_free(gp);
+    td_plan_free(hp);
+    td_graph_free(g);
+    free(outs), free(bind), free(x), free(y);
+    return 0;
+}

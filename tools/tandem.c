@@ -1,0 +1,34 @@
+/* The `tandem` command: train, evaluate, inspect and check models. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+static const char usage[] =
+    "usage: tandem <command> [options]\n"
+    "commands:\n"
+    "  train     train a model (default: the seed MLP on Fashion-MNIST)\n"
+    "  eval      evaluate saved weights on a test set\n"
+    "  inspect   print a model's graph, parameters and planned memory; write DOT\n"
+    "  check     check gradient and Hessian-vector product against finite differences\n"
+    "  version   print the version\n"
+    "`tandem <command> --help` describes each command's options.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return td_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return td_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return td_cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return td_cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("tandem %s\n", TD_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "tandem: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+}
