@@ -255,7 +255,7 @@ struct td_node *td_input(struct td_graph *g, const char *name, struct td_shape s
                          enum td_dtype dtype)
 {
     if (!g) return NULL;
-    if (!check_leaf_shape(g, "input", name, &shape)) return NULL;
+    if (!check_leaf_shape(g, "input", scoped_name(g, name), &shape)) return NULL;
     struct td_node *n = node_alloc(g, TD_NODE_INPUT, name);
     if (!n) return nomem(g, "input");
     n->shape = shape;
@@ -387,7 +387,7 @@ struct td_node *td_param(struct td_graph *g, const char *name, struct td_shape s
         td_graph_fail(g, TD_ERR_ARG, "param: a parameter needs a name");
         return NULL;
     }
-    if (!check_leaf_shape(g, "param", name, &shape)) return NULL;
+    if (!check_leaf_shape(g, "param", scoped_name(g, name), &shape)) return NULL;
     struct td_node *n = node_alloc(g, TD_NODE_PARAM, name);
     if (!n || !n->name) return nomem(g, "param");
     struct td_params *p = &g->params;

@@ -12,9 +12,13 @@
 
 #define TD_ALIGN 64
 #define TD_HUGE_PAGE ((size_t)2 << 20)
-/* Below this cost (elements touched, or flops) a node runs on one thread,
- * and independent nodes of this size run side by side. */
-#define TD_SMALL_COST 65536.0
+/* Node costs are in elements touched (op->cost converts other work to that
+ * unit). From TD_PARALLEL_COST up a node gets every thread; below
+ * TD_GROUP_COST it runs alone on the calling thread, since waking another
+ * core and moving the data there costs more than the work itself; nodes in
+ * between that are independent run side by side, one thread each. */
+#define TD_GROUP_COST 16384.0
+#define TD_PARALLEL_COST 65536.0
 
 static size_t align_up(size_t n, size_t a)
 {
@@ -146,7 +150,8 @@ static int schedule(struct td_plan *p)
         int n_small = 0;
         for (int t = i; t < j; t++) {
             struct td_entry *e = &p->e[ops[t]];
-            e->concurrent = e->where != TD_AT_ALIAS && node_cost(e->node) < TD_SMALL_COST;
+            double c = node_cost(e->node);
+            e->concurrent = e->where != TD_AT_ALIAS && c >= TD_GROUP_COST && c < TD_PARALLEL_COST;
             n_small += e->concurrent;
         }
         int group = T > 1 && n_small >= 2;
@@ -169,7 +174,7 @@ static int schedule(struct td_plan *p)
             struct td_entry *e = &p->e[ops[t]];
             if (group && e->concurrent) continue;
             e->concurrent = 0;
-            e->nthreads = node_cost(e->node) < TD_SMALL_COST ? 1 : T;
+            e->nthreads = node_cost(e->node) < TD_PARALLEL_COST ? 1 : T;
             e->step = p->n_steps;
             p->steps[p->n_steps++] = (struct td_step){p->n_order, 1, 0};
             p->order[p->n_order++] = ops[t];
@@ -231,6 +236,7 @@ static void plan_lifetimes(struct td_plan *p, int allow_reuse, int *end)
         }
         if (end[k] > end[e->root]) end[e->root] = end[k];
     }
+    for (int k = 0; k < p->n_entries; k++) p->e[k].live_end = end[p->e[k].root];
 }
 
 struct placed {
@@ -358,6 +364,7 @@ struct td_plan *td_compile(struct td_graph *g, struct td_node *const *outputs, i
     p->graph = g;
     p->num_threads = o.num_threads > 0 ? o.num_threads : omp_get_max_threads();
     p->check_numerics = o.check_numerics;
+    p->profile = o.profile;
     p->n_graph_nodes = td_graph_num_nodes(g);
 
     int N = p->n_graph_nodes;
@@ -483,5 +490,30 @@ int td_plan_step_of(const struct td_plan *p, const struct td_node *n)
 int td_plan_last_use(const struct td_plan *p, const struct td_node *n)
 {
     const struct td_entry *e = entry(p, n);
-    return e ? e->last_use : -1;
+    return e ? e->live_end : -1;
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+    const struct td_node_time *x = a, *y = b;
+    if (x->seconds != y->seconds) return x->seconds > y->seconds ? -1 : 1;
+    return (x->node->id > y->node->id) - (x->node->id < y->node->id);
+}
+
+int td_plan_profile(const struct td_plan *p, struct td_node_time *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_order; i++) {
+        const struct td_entry *e = &p->e[p->order[i]];
+        if (e->where == TD_AT_ALIAS) continue;
+        struct td_node_time t = {e->node, e->seconds, e->runs, e->step, e->nthreads, e->concurrent};
+        if (n < max) {
+            out[n++] = t;
+            qsort(out, (size_t)n, sizeof(*out), cmp_time);
+        } else if (max > 0 && t.seconds > out[max - 1].seconds) {
+            out[max - 1] = t;
+            qsort(out, (size_t)n, sizeof(*out), cmp_time);
+        }
+    }
+    return n;
 }

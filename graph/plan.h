@@ -1,6 +1,9 @@
 /* Compiled plans: a graph's needed nodes in execution order, their buffers
  * placed in one aligned arena by a liveness-based planner, and every oneDNN
- * primitive created once. td_run allocates nothing.
+ * primitive created once. td_run's own code allocates nothing: buffers,
+ * scratch and primitives all come from compile time. (oneDNN 2.6 itself makes
+ * small short-lived allocations for its execution context on each primitive
+ * call; the heap does not grow across runs.)
  *
  * A plan keeps pointers into its graph: free the plan before the graph. */
 #ifndef TD_PLAN_H
@@ -24,6 +27,7 @@ struct td_compile_options {
     int num_threads;                   /* 0: omp_get_max_threads() at compile time */
     int check_numerics;                /* 1: td_run checks each node's output for NaN/Inf */
     int no_reuse;                      /* 1: give every buffer its own bytes (for debugging) */
+    int profile;                       /* 1: td_run times every node (td_plan_profile) */
     const struct td_binding *bindings; /* outputs placed in caller memory */
     int n_bindings;
 };
@@ -68,6 +72,16 @@ struct td_plan_stats {
 };
 void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s);
 
+/* Time spent per node over the runs so far (needs the profile option).
+ * Fills up to max entries, slowest first, and returns how many it filled. */
+struct td_node_time {
+    const struct td_node *node;
+    double seconds; /* total over all runs */
+    long long runs;
+    int step, nthreads, concurrent;
+};
+int td_plan_profile(const struct td_plan *p, struct td_node_time *out, int max);
+
 /* Where the plan put node n's output: byte offset into the arena and size,
  * or -1 when n is not placed in the arena (leaf, bound output, not in the
  * plan). Used by the planner tests and by `tandem inspect`. */
@@ -77,8 +91,9 @@ long long td_plan_buffer(const struct td_plan *p, const struct td_node *n, size_
  * step may run at the same time. */
 int td_plan_step_of(const struct td_plan *p, const struct td_node *n);
 
-/* Last step that reads n's output (its own step when nothing reads it), or
- * -1. Outputs are live until the end of the plan: they report num_steps. */
+/* Last step that reads n's bytes, directly or through a view or an in-place
+ * successor sharing them (its own step when nothing reads it), or -1 when n
+ * is not in the plan. Outputs are live to the end: they report num_steps. */
 int td_plan_last_use(const struct td_plan *p, const struct td_node *n);
 
 #endif

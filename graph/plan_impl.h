@@ -23,12 +23,15 @@ struct td_entry {
     void *fixed;   /* TD_AT_FIXED */
     void *bound;   /* caller memory for an output bound to a leaf or a view */
     int step;      /* -1 for leaves */
-    int last_use;
-    int root; /* entry whose buffer this one shares */
+    int last_use;  /* last step reading this node directly */
+    int live_end;  /* last step reading its bytes, through views or in place */
+    int root;      /* entry whose buffer this one shares */
     int nthreads;
     int concurrent; /* runs inside a concurrent group */
     void *state;
     size_t scratch_bytes;
+    double seconds; /* profile: total time in the kernel */
+    long long runs;
 };
 
 struct td_step {
@@ -55,6 +58,7 @@ struct td_plan {
     size_t scratch_slot;
     int num_threads;
     int check_numerics;
+    int profile;
     int num_inplace;
     dnnl_engine_t engine;
     dnnl_stream_t *streams; /* one per thread slot */

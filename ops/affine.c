@@ -64,7 +64,7 @@ const struct td_op_def td_op_affine = {
     .test = {.lo = -2.f,
              .hi = 2.f,
              .fd_eps = 1e-2f,
-             .tol = 2e-2f,
+             .tol = 2e-3f,
              .n_cases = sizeof(affine_cases) / sizeof(affine_cases[0]),
              .cases = affine_cases,
              .reference = affine_reference},

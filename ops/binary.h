@@ -64,7 +64,7 @@ extern const struct td_op_case td_binary_cases[TD_BINARY_N_CASES];
 /* The test block of a binary op with operands drawn from [lo, hi]. */
 #define TD_BINARY_TEST(lo_, hi_, reference_)                                                       \
     {                                                                                              \
-        .lo = (lo_), .hi = (hi_), .fd_eps = 1e-2f, .tol = 2e-2f, .n_cases = TD_BINARY_N_CASES,     \
+        .lo = (lo_), .hi = (hi_), .fd_eps = 1e-2f, .tol = 2e-3f, .n_cases = TD_BINARY_N_CASES,     \
         .cases = td_binary_cases, .reference = (reference_)                                        \
     }
 

@@ -72,7 +72,7 @@ extern const struct td_op_case td_unary_cases[TD_UNARY_N_CASES];
 /* The test block of a unary op drawn from [lo, hi] with the shared cases. */
 #define TD_UNARY_TEST(lo_, hi_, fd_eps_, reference_)                                               \
     {                                                                                              \
-        .lo = (lo_), .hi = (hi_), .fd_eps = (fd_eps_), .tol = 2e-2f, .n_cases = TD_UNARY_N_CASES,  \
+        .lo = (lo_), .hi = (hi_), .fd_eps = (fd_eps_), .tol = 2e-3f, .n_cases = TD_UNARY_N_CASES,  \
         .cases = td_unary_cases, .reference = (reference_)                                         \
     }
 

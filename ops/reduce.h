@@ -36,7 +36,7 @@ void td_reduce_reference(const struct td_node *n, const void *const *in, float *
 /* The test block of a reduction with the cases of TD_REDUCE_CASES. */
 #define TD_REDUCE_TEST(cases_, reference_)                                                         \
     {                                                                                              \
-        .lo = -1.0f, .hi = 1.0f, .fd_eps = 1e-2f, .tol = 2e-2f, .n_cases = TD_REDUCE_N_CASES,      \
+        .lo = -1.0f, .hi = 1.0f, .fd_eps = 1e-2f, .tol = 2e-3f, .n_cases = TD_REDUCE_N_CASES,      \
         .cases = (cases_), .reference = (reference_)                                               \
     }
 

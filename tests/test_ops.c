@@ -18,29 +18,40 @@
 #define FWD_ATOL 1e-6
 #define VJP_TOL 1e-4
 
+/* Derivatives with respect to a subset of the float operands: all of them,
+ * and each alone when there are several, since rules branch on which
+ * tangents are zero and which cotangents are needed. */
+struct der_set {
+    unsigned mask; /* bit i: operand i */
+    struct td_node *yt, *ct[TD_MAX_SRC];
+    char err[TD_MSG_MAX];
+    struct tu_eval ev;
+};
+
 /* Everything one case allocates; freed by case_free whatever happened. */
 struct case_run {
     const struct td_op_def *op;
     const struct td_op_case *c;
     struct td_graph *g;
     struct td_node *in[TD_MAX_SRC], *tan[TD_MAX_SRC], *u, *y;
-    struct td_node *yt, *ct[TD_MAX_SRC];
     int n_in;
-    int fl[TD_MAX_SRC], nf; /* indices of the float operands */
+    unsigned float_mask;
     void *x[TD_MAX_SRC];
     float *v[TD_MAX_SRC], *xp[TD_MAX_SRC], *xm[TD_MAX_SRC];
-    float *uval, *ref, *yplus;
+    float *uval, *ref, *yplus, *yminus;
+    double *fd;
     size_t numel[TD_MAX_SRC], ny;
     struct td_feed feeds[2 * TD_MAX_SRC + 1];
     int n_feeds;
-    struct tu_eval fwd, der;
-    char jvp_err[TD_MSG_MAX], vjp_err[TD_MSG_MAX];
+    struct tu_eval fwd;
+    struct der_set set[1 + TD_MAX_SRC];
+    int n_sets;
 };
 
 static void case_free(struct case_run *r)
 {
     tu_eval_free(&r->fwd);
-    tu_eval_free(&r->der);
+    for (int s = 0; s < r->n_sets; s++) tu_eval_free(&r->set[s].ev);
     for (int i = 0; i < TD_MAX_SRC; i++) {
         free(r->x[i]);
         free(r->v[i]);
@@ -50,11 +61,58 @@ static void case_free(struct case_run *r)
     free(r->uval);
     free(r->ref);
     free(r->yplus);
+    free(r->yminus);
+    free(r->fd);
     td_graph_free(r->g);
 }
 
-/* Leaves, the node under test and its derivative nodes. A failing derivative
- * build is remembered (jvp_err / vjp_err) and the other checks still run. */
+static const char *set_label(const struct case_run *r, const struct der_set *d, char *buf,
+                             size_t len)
+{
+    if (d->mask == r->float_mask) return snprintf(buf, len, "all operands"), buf;
+    for (int i = 0; i < r->n_in; i++)
+        if (d->mask == 1u << i) return snprintf(buf, len, "operand %d alone", i), buf;
+    return snprintf(buf, len, "operands 0x%x", d->mask), buf;
+}
+
+/* td_jvp and td_vjp of y with respect to the operands in d->mask. A failure
+ * is kept in d->err and the graph error cleared, so other checks still run. */
+static void build_set(struct case_run *r, struct der_set *d)
+{
+    struct td_node *wrt[TD_MAX_SRC], *tans[TD_MAX_SRC], *cts[TD_MAX_SRC] = {0};
+    int n = 0, idx[TD_MAX_SRC];
+    for (int i = 0; i < r->n_in; i++)
+        if (d->mask & (1u << i)) {
+            idx[n] = i;
+            wrt[n] = r->in[i];
+            tans[n++] = r->tan[i];
+        }
+    if (td_jvp(r->g, wrt, tans, n, &r->y, 1, &d->yt) != TD_OK || !d->yt) {
+        snprintf(d->err, sizeof d->err, "td_jvp: %s", td_graph_error(r->g));
+        td_graph_clear_error(r->g);
+        return;
+    }
+    if (!td_shape_equal(&d->yt->shape, &r->y->shape)) {
+        snprintf(d->err, sizeof d->err, "td_jvp: tangent shape differs from the output's");
+        return;
+    }
+    if (td_vjp(r->g, r->y, r->u, wrt, n, cts) != TD_OK) {
+        snprintf(d->err, sizeof d->err, "td_vjp: %s", td_graph_error(r->g));
+        td_graph_clear_error(r->g);
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        int i = idx[k];
+        if (!cts[k] || !td_shape_equal(&cts[k]->shape, &r->c->shape[i])) {
+            snprintf(d->err, sizeof d->err, "td_vjp: cotangent of operand %d %s", i,
+                     cts[k] ? "has the wrong shape" : "is NULL");
+            return;
+        }
+        d->ct[i] = cts[k];
+    }
+}
+
+/* Leaves, the node under test and its derivative sets. */
 static int case_build(struct case_run *r, uint64_t seed, char *msg, size_t len)
 {
     const struct td_op_case *c = r->c;
@@ -65,7 +123,7 @@ static int case_build(struct case_run *r, uint64_t seed, char *msg, size_t len)
     for (int i = 0; i < c->n_in; i++) {
         snprintf(name, sizeof name, "x%d", i);
         r->in[i] = td_input(r->g, name, c->shape[i], c->dtype[i]);
-        if (c->dtype[i] == TD_F32) r->fl[r->nf++] = i;
+        if (c->dtype[i] == TD_F32) r->float_mask |= 1u << i;
     }
     r->y = c->build ? c->build(r->g, r->in) : td_node_new(r->g, r->op, r->in, c->n_in, NULL);
     if (td_graph_status(r->g) != TD_OK || !r->y)
@@ -73,40 +131,19 @@ static int case_build(struct case_run *r, uint64_t seed, char *msg, size_t len)
     if (r->y->op != r->op)
         return snprintf(msg, len, "case build returned a '%s' node", td_node_op_name(r->y)), 0;
     r->ny = (size_t)td_shape_numel(&r->y->shape);
-
-    struct td_node *wrt[TD_MAX_SRC];
-    for (int k = 0; k < r->nf; k++) {
-        int i = r->fl[k];
+    for (int i = 0; i < c->n_in; i++) {
+        if (!(r->float_mask & (1u << i))) continue;
         snprintf(name, sizeof name, "t%d", i);
         r->tan[i] = td_input(r->g, name, c->shape[i], TD_F32);
-        wrt[k] = r->in[i];
-    }
-    struct td_node *tans[TD_MAX_SRC];
-    for (int k = 0; k < r->nf; k++) tans[k] = r->tan[r->fl[k]];
-    if (td_jvp(r->g, wrt, tans, r->nf, &r->y, 1, &r->yt) != TD_OK || !r->yt) {
-        snprintf(r->jvp_err, sizeof r->jvp_err, "td_jvp: %s", td_graph_error(r->g));
-        r->yt = NULL;
-        td_graph_clear_error(r->g);
-    } else if (!td_shape_equal(&r->yt->shape, &r->y->shape)) {
-        snprintf(r->jvp_err, sizeof r->jvp_err, "td_jvp: tangent shape differs from output");
-        r->yt = NULL;
     }
     r->u = td_input(r->g, "u", r->y->shape, TD_F32);
-    struct td_node *cts[TD_MAX_SRC] = {0};
-    if (td_vjp(r->g, r->y, r->u, wrt, r->nf, cts) != TD_OK) {
-        snprintf(r->vjp_err, sizeof r->vjp_err, "td_vjp: %s", td_graph_error(r->g));
-        td_graph_clear_error(r->g);
-        return 1;
-    }
-    for (int k = 0; k < r->nf; k++) {
-        int i = r->fl[k];
-        if (!cts[k] || !td_shape_equal(&cts[k]->shape, &c->shape[i])) {
-            snprintf(r->vjp_err, sizeof r->vjp_err, "td_vjp: cotangent %d %s", i,
-                     cts[k] ? "has the wrong shape" : "is NULL");
-            return 1;
-        }
-        r->ct[i] = cts[k];
-    }
+    r->set[r->n_sets++].mask = r->float_mask;
+    if (__builtin_popcount(r->float_mask) > 1)
+        for (int i = 0; i < c->n_in; i++)
+            if (r->float_mask & (1u << i)) r->set[r->n_sets++].mask = 1u << i;
+    for (int s = 0; s < r->n_sets; s++) build_set(r, &r->set[s]);
+    if (td_graph_status(r->g) != TD_OK)
+        return snprintf(msg, len, "graph error after derivatives: %s", td_graph_error(r->g)), 0;
     return 1;
 }
 
@@ -139,7 +176,10 @@ static void case_data(struct case_run *r, uint64_t seed)
         if (r->tan[i]) r->feeds[r->n_feeds++] = (struct td_feed){r->tan[i], r->v[i]};
     }
     r->uval = malloc(r->ny * sizeof(float));
-    ck_assert_ptr_nonnull(r->uval);
+    r->yplus = malloc(r->ny * sizeof(float));
+    r->yminus = malloc(r->ny * sizeof(float));
+    r->fd = malloc(r->ny * sizeof(double));
+    ck_assert(r->uval && r->yplus && r->yminus && r->fd);
     tu_fill_uniform(r->uval, r->ny, -1, 1, seed, 30);
     r->feeds[r->n_feeds++] = (struct td_feed){r->u, r->uval};
 }
@@ -168,14 +208,15 @@ static int check_forward(struct case_run *r, char *msg, size_t len)
     return 1;
 }
 
-/* Runs the forward plan on perturbed operands; out receives y(x + s eps v). */
-static int run_shifted(struct case_run *r, float *const *xs, float *out, char *msg, size_t len)
+/* y at the operands in `mask` shifted to xs (xp or xm), into out. */
+static int run_shifted(struct case_run *r, unsigned mask, float *const *xs, float *out, char *msg,
+                       size_t len)
 {
     struct td_feed f[2 * TD_MAX_SRC + 1];
     memcpy(f, r->feeds, sizeof f);
     for (int k = 0; k < r->n_feeds; k++)
         for (int i = 0; i < r->n_in; i++)
-            if (f[k].node == r->in[i] && xs[i]) f[k].data = xs[i];
+            if (f[k].node == r->in[i] && (mask & (1u << i))) f[k].data = xs[i];
     if (tu_eval_run(&r->fwd, f, r->n_feeds) != TD_OK)
         return snprintf(msg, len, "td_run (shifted): %s", td_plan_error(r->fwd.plan)), 0;
     memcpy(out, tu_eval_output(&r->fwd, 0), r->ny * sizeof(float));
@@ -189,76 +230,66 @@ static int all_zero(const float *x, size_t n)
     return 1;
 }
 
-/* Derivative plan: y_t and the cotangents. */
-static int check_derivatives(struct case_run *r, double *jvp_err, double *vjp_err, char *msg,
-                             size_t len)
+/* Checks one derivative set; *jvp_err and *vjp_err receive its errors. */
+static int check_set(struct case_run *r, struct der_set *d, double *jvp_err, double *vjp_err,
+                     char *msg, size_t len)
 {
     const struct td_op_test *t = &r->op->test;
-    if (r->jvp_err[0]) return snprintf(msg, len, "%s", r->jvp_err), 0;
-    if (r->vjp_err[0]) return snprintf(msg, len, "%s", r->vjp_err), 0;
+    if (d->err[0]) return snprintf(msg, len, "%s", d->err), 0;
     struct td_node *outs[1 + TD_MAX_SRC];
-    int n = 0;
-    outs[n++] = r->yt;
-    for (int k = 0; k < r->nf; k++) outs[n++] = r->ct[r->fl[k]];
-    if (tu_eval_init(&r->der, r->g, outs, n, NULL) != TD_OK)
+    int n = 0, slot[TD_MAX_SRC];
+    outs[n++] = d->yt;
+    for (int i = 0; i < r->n_in; i++)
+        if (d->mask & (1u << i)) {
+            slot[i] = n;
+            outs[n++] = d->ct[i];
+        }
+    if (tu_eval_init(&d->ev, r->g, outs, n, NULL) != TD_OK)
         return snprintf(msg, len, "td_compile (derivatives): %s", td_graph_error(r->g)), 0;
-    if (tu_eval_run(&r->der, r->feeds, r->n_feeds) != TD_OK)
-        return snprintf(msg, len, "td_run (derivatives): %s", td_plan_error(r->der.plan)), 0;
-    const float *yt = tu_eval_output(&r->der, 0);
+    if (tu_eval_run(&d->ev, r->feeds, r->n_feeds) != TD_OK)
+        return snprintf(msg, len, "td_run (derivatives): %s", td_plan_error(d->ev.plan)), 0;
+    const float *yt = tu_eval_output(&d->ev, 0);
 
     if (r->op->traits & TD_TRAIT_NONDIFF) {
         if (!all_zero(yt, r->ny)) return snprintf(msg, len, "non-differentiable op: JVP not 0"), 0;
-        for (int k = 0; k < r->nf; k++)
-            if (!all_zero(tu_eval_output(&r->der, 1 + k), r->numel[r->fl[k]]))
-                return snprintf(msg, len, "non-differentiable op: VJP %d not 0", r->fl[k]), 0;
+        for (int i = 0; i < r->n_in; i++)
+            if ((d->mask & (1u << i)) && !all_zero(tu_eval_output(&d->ev, slot[i]), r->numel[i]))
+                return snprintf(msg, len, "non-differentiable op: VJP of operand %d not 0", i), 0;
         *jvp_err = *vjp_err = 0;
         return 1;
     }
 
     /* JVP vs central differences, compared as vectors so that one element
      * near a float rounding step does not dominate. */
-    float *xs[TD_MAX_SRC] = {0};
-    double *fd = malloc(r->ny * sizeof *fd);
-    r->yplus = malloc(r->ny * sizeof(float));
-    float *yminus = malloc(r->ny * sizeof(float));
-    ck_assert(fd && r->yplus && yminus);
-    int ok = 1;
-    for (int i = 0; i < r->n_in; i++) xs[i] = r->xp[i];
-    ok = ok && run_shifted(r, xs, r->yplus, msg, len);
-    for (int i = 0; i < r->n_in; i++) xs[i] = r->xm[i];
-    ok = ok && run_shifted(r, xs, yminus, msg, len);
-    if (ok) {
+    if (!run_shifted(r, d->mask, r->xp, r->yplus, msg, len) ||
+        !run_shifted(r, d->mask, r->xm, r->yminus, msg, len))
+        return 0;
+    for (size_t k = 0; k < r->ny; k++)
+        r->fd[k] = ((double)r->yplus[k] - r->yminus[k]) / (2.0 * t->fd_eps);
+    double scale = fmax(fmax(tu_norm(yt, r->ny), tu_norm_d(r->fd, r->ny)), 1e-3);
+    *jvp_err = tu_norm_diff_d(yt, r->fd, r->ny) / scale;
+    if (!(*jvp_err <= t->tol)) {
+        size_t worst = 0;
         for (size_t k = 0; k < r->ny; k++)
-            fd[k] = ((double)r->yplus[k] - yminus[k]) / (2.0 * t->fd_eps);
-        double scale = fmax(fmax(tu_norm(yt, r->ny), tu_norm_d(fd, r->ny)), 1e-3);
-        *jvp_err = tu_norm_diff_d(yt, fd, r->ny) / scale;
-        if (!(*jvp_err <= t->tol)) {
-            size_t worst = 0;
-            for (size_t k = 0; k < r->ny; k++)
-                if (fabs(yt[k] - fd[k]) > fabs(yt[worst] - fd[worst])) worst = k;
-            snprintf(msg, len,
-                     "JVP vs finite differences: relative error %.3g > tol %g "
-                     "(worst index %zu: jvp %.7g, fd %.7g)",
-                     *jvp_err, t->tol, worst, (double)yt[worst], fd[worst]);
-            ok = 0;
-        }
+            if (fabs(yt[k] - r->fd[k]) > fabs(yt[worst] - r->fd[worst])) worst = k;
+        return snprintf(msg, len,
+                        "JVP vs finite differences: relative error %.3g > tol %g "
+                        "(worst index %zu: jvp %.7g, fd %.7g)",
+                        *jvp_err, t->tol, worst, (double)yt[worst], r->fd[worst]),
+               0;
     }
-    free(fd);
-    free(yminus);
-    if (!ok) return 0;
 
     /* <u, J v> against sum_i <J_i^T u, v_i>; the rounding scale is the sum of
      * the absolute products. */
     double a = tu_dot(r->uval, yt, r->ny), b = 0;
-    double scale = tu_dot_abs(r->uval, yt, r->ny), scale_b = 0;
-    for (int k = 0; k < r->nf; k++) {
-        int i = r->fl[k];
-        const float *ct = tu_eval_output(&r->der, 1 + k);
+    double sa = tu_dot_abs(r->uval, yt, r->ny), sb = 0;
+    for (int i = 0; i < r->n_in; i++) {
+        if (!(d->mask & (1u << i))) continue;
+        const float *ct = tu_eval_output(&d->ev, slot[i]);
         b += tu_dot(ct, r->v[i], r->numel[i]);
-        scale_b += tu_dot_abs(ct, r->v[i], r->numel[i]);
+        sb += tu_dot_abs(ct, r->v[i], r->numel[i]);
     }
-    scale = fmax(fmax(scale, scale_b), 1e-30);
-    *vjp_err = fabs(a - b) / scale;
+    *vjp_err = fabs(a - b) / fmax(fmax(sa, sb), 1e-30);
     if (!(*vjp_err <= VJP_TOL))
         return snprintf(msg, len, "VJP vs JVP: <u, J v> = %.9g but sum <J^T u, v> = %.9g", a, b), 0;
     return 1;
@@ -270,11 +301,20 @@ static int check_case(const struct td_op_def *op, int ci, uint64_t seed, char *m
     memset(&r, 0, sizeof r);
     r.op = op;
     r.c = &op->test.cases[ci];
-    double jvp_err = -1, vjp_err = -1;
+    double jvp_max = 0, vjp_max = 0;
     int ok = case_build(&r, seed, msg, len);
     if (ok) {
         case_data(&r, seed);
-        ok = check_forward(&r, msg, len) && check_derivatives(&r, &jvp_err, &vjp_err, msg, len);
+        ok = check_forward(&r, msg, len);
+    }
+    for (int s = 0; ok && s < r.n_sets; s++) {
+        double je = 0, ve = 0;
+        char detail[TD_MSG_MAX], label[32];
+        ok = check_set(&r, &r.set[s], &je, &ve, detail, sizeof detail);
+        if (!ok)
+            snprintf(msg, len, "d/d %s: %s", set_label(&r, &r.set[s], label, sizeof label), detail);
+        jvp_max = fmax(jvp_max, je);
+        vjp_max = fmax(vjp_max, ve);
     }
     char shapes[128] = "", buf[48];
     for (int i = 0; i < r.c->n_in; i++) {
@@ -284,10 +324,10 @@ static int check_case(const struct td_op_def *op, int ci, uint64_t seed, char *m
                  r.c->dtype[i] == TD_I32 ? "i32" : "");
     }
     if (ok)
-        printf("op %-22s case %d %-28s ok  (jvp-fd %.2e, vjp-jvp %.2e)\n", op->name, ci, shapes,
-               jvp_err, vjp_err);
+        printf("op %-22s case %-2d %-26s ok  (%d derivative sets; jvp-fd %.2e, vjp-jvp %.2e)\n",
+               op->name, ci, shapes, r.n_sets, jvp_max, vjp_max);
     else
-        printf("op %-22s case %d %-28s FAIL: %s\n", op->name, ci, shapes, msg);
+        printf("op %-22s case %-2d %-26s FAIL: %s\n", op->name, ci, shapes, msg);
     fflush(stdout);
     case_free(&r);
     return ok;

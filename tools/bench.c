@@ -33,14 +33,29 @@ static double time_plan(struct td_plan *plan, const struct td_feed *feeds, long 
     return t[REPS / 2];
 }
 
+static void print_profile(const char *what, const struct td_plan *plan)
+{
+    struct td_node_time t[24];
+    int n = td_plan_profile(plan, t, 24);
+    char buf[64];
+    printf("\n%s: slowest nodes (us per run)\n", what);
+    for (int i = 0; i < n; i++)
+        printf("  %8.2f  %-22s %-14s step %3d  %d thr%s  %s\n",
+               1e6 * t[i].seconds / (double)(t[i].runs ? t[i].runs : 1), td_node_op_name(t[i].node),
+               td_shape_format(td_node_shape(t[i].node), buf, sizeof(buf)), t[i].step,
+               t[i].nthreads, t[i].concurrent ? " (group)" : "",
+               td_node_name(t[i].node) ? td_node_name(t[i].node) : "");
+}
+
 int main(int argc, char **argv)
 {
     const char *model = "mlp";
     long long batch = 128, threads = 0, steps = 50, warmup = 20;
+    int profile = 0;
     const struct td_opt opts[] = {
         {"--model", TD_OPT_STR, &model, 0, 0},        {"--batch", TD_OPT_INT, &batch, 1, 1 << 20},
         {"--threads", TD_OPT_INT, &threads, 1, 1024}, {"--steps", TD_OPT_INT, &steps, 1, 1e9},
-        {"--warmup", TD_OPT_INT, &warmup, 0, 1e9},
+        {"--warmup", TD_OPT_INT, &warmup, 0, 1e9},    {"--profile", TD_OPT_FLAG, &profile, 0, 0},
     };
     int r = td_cli_parse("bench", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
@@ -67,7 +82,7 @@ int main(int argc, char **argv)
             bind[P + i] = (struct td_binding){outs[1 + P + i], p->tangent + p->info[i].offset};
         }
         struct td_compile_options co = {
-            .num_threads = (int)threads, .bindings = bind, .n_bindings = P};
+            .num_threads = (int)threads, .bindings = bind, .n_bindings = P, .profile = profile};
         gp = td_compile(g, outs, 1 + P, &co);
         co.n_bindings = 2 * P;
         hp = gp ? td_compile(g, outs, 1 + 2 * P, &co) : NULL;
@@ -96,6 +111,8 @@ int main(int argc, char **argv)
            (double)batch / th);
     printf("grad_arena_bytes %zu\ngrad_no_reuse_bytes %zu\n", sg.arena_bytes, sg.no_reuse_bytes);
     printf("hvp_arena_bytes %zu\nhvp_no_reuse_bytes %zu\n", sh.arena_bytes, sh.no_reuse_bytes);
+    if (profile) print_profile("gradient plan", gp);
+    if (profile) print_profile("gradient+HVP plan", hp);
     td_plan_free(gp);
     td_plan_free(hp);
     td_graph_free(g);

@@ -401,14 +401,9 @@ static enum td_status train_step(struct td_trainer *t, double *loss, FILE *log, 
 
 static enum td_status export_weights(struct td_trainer *t, char *err, size_t errlen)
 {
-    char path[TD_PATH_MAX], tmp[TD_PATH_MAX + 8];
+    char path[TD_PATH_MAX];
     out_path(t, "weights.h5", path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    enum td_status st = td_weights_export(t->p, tmp, err, errlen);
-    if (st == TD_OK && rename(tmp, path) != 0)
-        return failf(err, errlen, TD_ERR_IO, "%s: cannot rename from %s: %s", path, tmp,
-                     strerror(errno));
-    return st;
+    return td_weights_export(t->p, path, err, errlen);
 }
 
 enum td_status td_trainer_run(struct td_trainer *t, td_progress_fn progress, void *ctx,
