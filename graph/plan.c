@@ -12,13 +12,13 @@
 
 #define TD_ALIGN 64
 #define TD_HUGE_PAGE ((size_t)2 << 20)
-/* Node costs are in elements touched (op->cost converts other work to that
- * unit). From TD_PARALLEL_COST up a node gets every thread; below
- * TD_GROUP_COST it runs alone on the calling thread, since waking another
- * core and moving the data there costs more than the work itself; nodes in
- * between that are independent run side by side, one thread each. */
-#define TD_GROUP_COST 16384.0
-#define TD_PARALLEL_COST 65536.0
+/* Default scheduling thresholds (see struct td_compile_options), measured
+ * on the seed MLP with 2 cores: splitting a node across cores pays from
+ * about 50 us of work; running small independent nodes side by side lost
+ * to moving their data between cores at every size tried, so only nodes
+ * big enough to hide that are grouped. */
+#define TD_PARALLEL_COST 262144.0
+#define TD_GROUP_COST 131072.0
 
 static size_t align_up(size_t n, size_t a)
 {
@@ -151,7 +151,7 @@ static int schedule(struct td_plan *p)
         for (int t = i; t < j; t++) {
             struct td_entry *e = &p->e[ops[t]];
             double c = node_cost(e->node);
-            e->concurrent = e->where != TD_AT_ALIAS && c >= TD_GROUP_COST && c < TD_PARALLEL_COST;
+            e->concurrent = e->where != TD_AT_ALIAS && c >= p->group_cost && c < p->parallel_cost;
             n_small += e->concurrent;
         }
         int group = T > 1 && n_small >= 2;
@@ -174,7 +174,7 @@ static int schedule(struct td_plan *p)
             struct td_entry *e = &p->e[ops[t]];
             if (group && e->concurrent) continue;
             e->concurrent = 0;
-            e->nthreads = node_cost(e->node) < TD_PARALLEL_COST ? 1 : T;
+            e->nthreads = node_cost(e->node) < p->parallel_cost ? 1 : T;
             e->step = p->n_steps;
             p->steps[p->n_steps++] = (struct td_step){p->n_order, 1, 0};
             p->order[p->n_order++] = ops[t];
@@ -365,6 +365,8 @@ struct td_plan *td_compile(struct td_graph *g, struct td_node *const *outputs, i
     p->num_threads = o.num_threads > 0 ? o.num_threads : omp_get_max_threads();
     p->check_numerics = o.check_numerics;
     p->profile = o.profile;
+    p->parallel_cost = o.parallel_cost > 0 ? o.parallel_cost : TD_PARALLEL_COST;
+    p->group_cost = o.group_cost > 0 ? o.group_cost : TD_GROUP_COST;
     p->n_graph_nodes = td_graph_num_nodes(g);
 
     int N = p->n_graph_nodes;

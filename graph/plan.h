@@ -24,10 +24,16 @@ struct td_binding {
 };
 
 struct td_compile_options {
-    int num_threads;                   /* 0: omp_get_max_threads() at compile time */
-    int check_numerics;                /* 1: td_run checks each node's output for NaN/Inf */
-    int no_reuse;                      /* 1: give every buffer its own bytes (for debugging) */
-    int profile;                       /* 1: td_run times every node (td_plan_profile) */
+    int num_threads;    /* 0: omp_get_max_threads() at compile time */
+    int check_numerics; /* 1: td_run checks each node's output for NaN/Inf */
+    int no_reuse;       /* 1: give every buffer its own bytes (for debugging) */
+    int profile;        /* 1: td_run times every node (td_plan_profile) */
+    /* Scheduling thresholds, in elements touched (0: the defaults, tuned on
+     * 2-core machines): a node of at least parallel_cost gets every thread;
+     * independent nodes between group_cost and parallel_cost run side by
+     * side, one thread each; the rest run one at a time on one thread. */
+    double parallel_cost;
+    double group_cost;
     const struct td_binding *bindings; /* outputs placed in caller memory */
     int n_bindings;
 };

@@ -59,6 +59,7 @@ struct td_plan {
     int num_threads;
     int check_numerics;
     int profile;
+    double parallel_cost, group_cost;
     int num_inplace;
     dnnl_engine_t engine;
     dnnl_stream_t *streams; /* one per thread slot */

@@ -695,6 +695,42 @@ START_TEST(test_plan_outputs_bitwise)
 }
 END_TEST
 
+/* Concurrent groups (forced with a low group cost, since the defaults keep
+ * this small MLP sequential) keep live buffers apart and give the same bits
+ * as running every node in turn on one thread. */
+START_TEST(test_plan_concurrent_groups)
+{
+    struct mlp_plan m;
+    mlp_build(&m);
+    struct td_compile_options seq = {.num_threads = 1};
+    struct td_compile_options grp = {.num_threads = 2, .group_cost = 1, .parallel_cost = 1e12};
+    struct td_plan *p1 = td_compile(m.g, m.outs, m.n_out, &seq);
+    struct td_plan *p2 = td_compile(m.g, m.outs, m.n_out, &grp);
+    ck_assert_msg(p1 && p2, "td_compile: %s", td_graph_error(m.g));
+    struct td_plan_stats st;
+    td_plan_get_stats(p2, &st);
+    ck_assert_msg(st.num_concurrent >= 4 && st.num_steps < st.num_nodes,
+                  "%d concurrent nodes in %d steps for %d nodes", st.num_concurrent, st.num_steps,
+                  st.num_nodes);
+    check_liveness("grouped plan", p2, m.g, m.outs, m.n_out);
+    size_t n, n2;
+    mlp_run(&m, p1);
+    float *a = snapshot(&m, p1, &n);
+    for (int rep = 0; rep < 3; rep++) {
+        mlp_run(&m, p2);
+        float *b = snapshot(&m, p2, &n2);
+        ck_assert_int_eq(n, n2);
+        ck_assert_msg(memcmp(a, b, n * sizeof(float)) == 0,
+                      "grouped plan differs from the sequential one (run %d)", rep);
+        free(b);
+    }
+    free(a);
+    td_plan_free(p1);
+    td_plan_free(p2);
+    mlp_free(&m);
+}
+END_TEST
+
 START_TEST(test_run_allocates_nothing)
 {
     struct mlp_plan m;
@@ -872,6 +908,7 @@ int main(void)
     tcase_add_test(p, test_plan_liveness);
     tcase_add_test(p, test_plan_liveness_views);
     tcase_add_test(p, test_plan_outputs_bitwise);
+    tcase_add_test(p, test_plan_concurrent_groups);
     tcase_add_test(p, test_run_allocates_nothing);
     tcase_add_test(p, test_run_no_allocator_calls);
     tcase_add_test(p, test_check_numerics);
