@@ -51,6 +51,9 @@ struct td_optim_config td_optim_config_default(const char *name)
     const struct td_optim_method *m = find_method(name);
     if (m == &td_optim_momentum || m == &td_optim_nesterov || m == &td_optim_tangent_sgd ||
         m == &td_optim_curv_sgd) {
+        /* lr 0.05 beat 0.01 for all four on the seed MLP at 10 epochs
+         * (tools/compare_optimizers.sh). */
+        c.lr = 0.05f;
         c.momentum = 0.9f;
     } else if (m == &td_optim_adam) {
         c.lr = 1e-3f;

@@ -2,9 +2,9 @@
 # The `tandem` command end to end on a small synthetic HDF5 dataset: usage
 # errors, missing data, training and evaluation, a NaN report, resuming
 # bit-exactly from a checkpoint, and resuming after the process was killed.
-#   test_cli.sh TANDEM MAKE_DATASET H5_SAME_PY
+#   test_cli.sh TANDEM MAKE_DATASET H5_SAME_PY TORCH_EVAL_PY
 set -uo pipefail
-tandem=$1 make_dataset=$2 h5_same=$3
+tandem=$1 make_dataset=$2 h5_same=$3 torch_eval=$4
 work=$(mktemp -d /tmp/td_cli.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
@@ -39,6 +39,10 @@ lines=$(wc -l < "$work/a/train_log.csv")
 [ "$lines" -eq $((3 * 60 + 1)) ] && ok "per-step log has 180 steps" || bad "train_log.csv has $lines lines"
 expect "eval reproduces the last epoch's accuracy" 0 "accuracy $acc%" -- \
     "$tandem" eval --weights "$work/a/weights.h5" --data "$work/train.h5" --test-data "$work/test.h5"
+out=$(/usr/bin/python3 "$torch_eval" "$work/a/weights.h5" "$work/test.h5" 2>&1); s=$?
+if [ $s -eq 77 ]; then echo "skipped: PyTorch evaluation ($out)"
+elif grep -q "accuracy $acc%" <<<"$out"; then ok "PyTorch loads weights.h5 and gets the same accuracy"
+else bad "PyTorch evaluation: $out (Tandem: $acc%)"; fi
 head -c 3000 "$work/a/weights.h5" > "$work/cut.h5"
 expect "eval names a truncated weights file" 1 "$work/cut.h5" -- \
     "$tandem" eval --weights "$work/cut.h5" --data "$work/train.h5" --test-data "$work/test.h5"

@@ -16,11 +16,13 @@ static const char train_usage[] =
     "                      or an HDF5 file with datasets x [N,...] and y [N]\n"
     "  --test-data FILE    HDF5 test set when --data is HDF5\n"
     "  --optimizer NAME    sgd, momentum, nesterov, adam, adamw, tangent-sgd, curv-sgd,\n"
-    "                      adahessian, sophia (default adam)\n"
+    "                      adahessian, sophia (default tangent-sgd)\n"
     "  --lr X              base learning rate (default: the optimizer's)\n"
     "  --momentum X        momentum (sgd family, tangent-sgd, curv-sgd)\n"
     "  --weight-decay X    weight decay (L2, or decoupled for adamw and the Hutchinson methods)\n"
     "  --clip X            clip the gradient's global norm to X (0: off)\n"
+    "  --lookahead MODE    tangent-sgd's direction: momentum (Nesterov-style, default)\n"
+    "                      or gradient (extragradient-style)\n"
     "  --schedule NAME     constant, cosine or step (default cosine)\n"
     "  --warmup N          linear warmup steps (default 0)\n"
     "  --epochs N          epochs in total (default 10)\n"
@@ -71,7 +73,7 @@ int td_cmd_train(int argc, char **argv)
     struct td_train_config c = {
         .model = "mlp",
         .data = TD_FASHION_MNIST_DIR,
-        .optimizer = "adam",
+        .optimizer = "tangent-sgd",
         .lr = -1,
         .momentum = -1,
         .weight_decay = -1,
@@ -91,6 +93,7 @@ int td_cmd_train(int argc, char **argv)
         {"--momentum", TD_OPT_FLOAT, &c.momentum, 0, 0.999999},
         {"--weight-decay", TD_OPT_FLOAT, &c.weight_decay, 0, 1e3},
         {"--clip", TD_OPT_FLOAT, &c.clip_norm, 0, 1e9},
+        {"--lookahead", TD_OPT_STR, &c.lookahead, 0, 0},
         {"--schedule", TD_OPT_STR, &c.schedule, 0, 0},
         {"--warmup", TD_OPT_INT, &c.warmup_steps, 0, 1e12},
         {"--epochs", TD_OPT_INT, &c.epochs, 1, 1e6},

@@ -136,6 +136,11 @@ static enum td_status make_optimizer(struct td_trainer *t, char *err, size_t err
     if (c->momentum >= 0) oc.momentum = (float)c->momentum;
     if (c->weight_decay >= 0) oc.weight_decay = (float)c->weight_decay;
     if (c->clip_norm >= 0) oc.clip_norm = (float)c->clip_norm;
+    if (c->lookahead && !strcmp(c->lookahead, "gradient"))
+        oc.lookahead = TD_LOOKAHEAD_GRADIENT;
+    else if (c->lookahead && strcmp(c->lookahead, "momentum"))
+        return failf(err, errlen, TD_ERR_ARG, "unknown lookahead '%s' (momentum or gradient)",
+                     c->lookahead);
     oc.seed = t->seed;
     oc.num_threads = t->num_threads;
     t->opt = td_optim_new(c->optimizer, &oc, t->p, err, errlen);

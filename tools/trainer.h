@@ -25,6 +25,7 @@ struct td_train_config {
     double momentum;       /* < 0: the optimizer's default */
     double weight_decay;   /* < 0: the optimizer's default */
     double clip_norm;      /* < 0: the optimizer's default */
+    const char *lookahead; /* tangent-sgd: "momentum" or "gradient"; NULL: default */
     const char *schedule;  /* constant, cosine or step */
     long long warmup_steps;
     long long epochs; /* total epochs of the run (a resumed run goes on to this) */
