@@ -12,7 +12,7 @@ runs=(
     "nesterov|--optimizer nesterov --lr 0.05"
     "adam|--optimizer adam --lr 0.002"
     "tangent-sgd (momentum lookahead)|--optimizer tangent-sgd --lr 0.05"
-    "tangent-sgd (gradient lookahead)|--optimizer tangent-sgd --lr 0.05 --lookahead gradient"
+    "tangent-sgd (gradient lookahead)|--optimizer tangent-sgd --lr 0.01 --lookahead gradient"
     "curv-sgd|--optimizer curv-sgd --lr 0.05"
     "adahessian|--optimizer adahessian"
     "sophia|--optimizer sophia"
