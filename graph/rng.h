@@ -6,6 +6,11 @@
 
 #include <stdint.h>
 
+/* Stream namespaces: draws made for different purposes from one seed never
+ * coincide. Parameter initialisers use stream = parameter index. */
+#define TD_RNG_STREAM_SHUFFLE (1ull << 60) /* + epoch: the batcher's permutations */
+#define TD_RNG_STREAM_PROBE (2ull << 60)   /* + step: Hutchinson's Rademacher vectors */
+
 /* 64 random bits for (seed, stream, counter). */
 uint64_t td_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);
 

@@ -35,7 +35,7 @@ int64_t td_dataset_sample_numel(const struct td_dataset *d)
 }
 
 /* Fisher-Yates from the last position down; draw i depends only on
- * (seed, epoch, i), so the order of an epoch needs no generator state. The
+ * (seed, TD_RNG_STREAM_SHUFFLE + epoch, i), so the order of an epoch needs no generator state. The
  * modulo bias is below n / 2^64. */
 static void fill_perm(struct td_batcher *b)
 {
@@ -43,7 +43,7 @@ static void fill_perm(struct td_batcher *b)
     for (int64_t i = 0; i < n; i++) b->perm[i] = i;
     if (!b->shuffle) return;
     for (int64_t i = n - 1; i > 0; i--) {
-        uint64_t r = td_rng_u64(b->seed, b->epoch, (uint64_t)i);
+        uint64_t r = td_rng_u64(b->seed, TD_RNG_STREAM_SHUFFLE + b->epoch, (uint64_t)i);
         int64_t j = (int64_t)(r % (uint64_t)(i + 1));
         int64_t t = b->perm[i];
         b->perm[i] = b->perm[j];

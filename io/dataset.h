@@ -64,7 +64,7 @@ struct td_batcher {
 
 /* Prepares b over d with the given batch size and policy. With shuffle != 0
  * the order of epoch e is a Fisher-Yates shuffle drawn from
- * td_rng_u64(seed, e, i); with shuffle == 0 it is 0..n-1 every epoch.
+ * td_rng_u64(seed, TD_RNG_STREAM_SHUFFLE + e, i); with shuffle == 0 it is 0..n-1 every epoch.
  * Starts at epoch 0, index 0. Returns TD_OK, TD_ERR_ARG (NULL or empty
  * dataset, batch_size < 1, or batch_size > n with TD_BATCH_DROP_LAST, which
  * would make every epoch empty) or TD_ERR_NOMEM, with a message in err. On

@@ -17,12 +17,12 @@ static unsigned hutch_needs(const struct td_optim *o)
     return TD_OPTIM_NEEDS_GRAD | (refresh(o) ? TD_OPTIM_NEEDS_TANGENT : 0u);
 }
 
-/* dir [n]: z_i = td_rng_sign(seed, steps taken, i), a pure function of its
+/* dir [n]: z_i = td_rng_sign(seed, TD_RNG_STREAM_PROBE + steps taken, i), a pure function of its
  * arguments, so any thread may draw any element. */
 static void hutch_direction(struct td_optim *o, struct td_params *p)
 {
     float *restrict z = p->dir;
-    const uint64_t seed = o->cfg.seed, stream = (uint64_t)o->steps;
+    const uint64_t seed = o->cfg.seed, stream = TD_RNG_STREAM_PROBE + (uint64_t)o->steps;
     const size_t n = o->n;
 #pragma omp parallel for schedule(static)                                                          \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)

@@ -60,7 +60,8 @@
  *                alpha is the exact line minimiser -g^T d / d^T A d.
  *
  *   adahessian   Hutchinson diagonal: on refresh steps dir = z, a Rademacher
- *   sophia       vector z_i = td_rng_sign(seed, k - 1, i) (graph/rng.h), and
+ *   sophia       vector z_i = td_rng_sign(seed, TD_RNG_STREAM_PROBE + k - 1, i)
+ *                (graph/rng.h), and
  *                D = z * t = z * (H z), whose expectation is diag(H). Refresh
  *                steps are k = 1, 1 + K, 1 + 2K, ... (K = hessian_interval);
  *                other steps need no tangent and reuse the curvature state.

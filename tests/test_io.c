@@ -464,12 +464,13 @@ static int run_epoch(struct td_batcher *b, int64_t *order, int64_t *sizes)
     return nb;
 }
 
-/* The documented order: Fisher-Yates with td_rng_u64(seed, epoch, i). */
+/* The documented order: Fisher-Yates with td_rng_u64(seed, TD_RNG_STREAM_SHUFFLE + epoch, i). */
 static void reference_perm(uint64_t seed, uint64_t epoch, int64_t *perm)
 {
     for (int i = 0; i < BD_N; i++) perm[i] = i;
     for (int i = BD_N - 1; i > 0; i--) {
-        int j = (int)(td_rng_u64(seed, epoch, (uint64_t)i) % (uint64_t)(i + 1));
+        int j =
+            (int)(td_rng_u64(seed, TD_RNG_STREAM_SHUFFLE + epoch, (uint64_t)i) % (uint64_t)(i + 1));
         int64_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;

@@ -376,7 +376,7 @@ END_TEST
 /* adahessian and sophia with K = 2: steps 1 and 3 refresh D = z * (H z). */
 static double rademacher(uint64_t seed, int step, int i)
 {
-    return td_rng_sign(seed, (uint64_t)step, (uint64_t)i);
+    return td_rng_sign(seed, TD_RNG_STREAM_PROBE + (uint64_t)step, (uint64_t)i);
 }
 
 static void hutch_begin(struct td_optim *o, struct store *s, int k, uint64_t seed, double *z)
