@@ -52,8 +52,9 @@ static void on_progress(void *ctx, long long done, long long total, double loss)
     double el = td_cli_now() - pr->start;
     double eta = done ? el / (double)done * (double)(total - done) : 0;
     int width = 30, fill = (int)(width * done / total);
-    fprintf(stderr, "\r  [%.*s%*s] %lld/%lld  loss %.4f  ETA %4.0fs ", fill,
-            "##############################", width - fill, "", done, total, loss, eta);
+    fprintf(stderr, "\r  epoch %lld [%.*s%*s] %lld/%lld  loss %.4f  ETA %4.0fs ",
+            pr->last_epoch + 1, fill, "##############################", width - fill, "", done,
+            total, loss, eta);
     fflush(stderr);
 }
 
@@ -66,6 +67,7 @@ static void on_epoch(void *ctx, const struct td_epoch_report *r)
            r->epoch, r->train_loss, r->test_loss, 100 * r->test_acc, r->samples_per_s, r->seconds);
     fflush(stdout);
     pr->start = td_cli_now();
+    pr->last_epoch = r->epoch;
 }
 
 int td_cmd_train(int argc, char **argv)
@@ -126,7 +128,7 @@ int td_cmd_train(int argc, char **argv)
     if (c.resume)
         printf("  resumed from %s after %lld epochs\n", c.resume, td_trainer_epochs_done(t));
     fflush(stdout);
-    struct progress pr = {isatty(fileno(stderr)), td_cli_now(), 0};
+    struct progress pr = {isatty(fileno(stderr)), td_cli_now(), td_trainer_epochs_done(t)};
     double t0 = td_cli_now();
     enum td_status st = td_trainer_run(t, on_progress, &pr, on_epoch, err, sizeof(err));
     if (st != TD_OK) {
