@@ -112,8 +112,7 @@ static void binary_loop(const struct td_exec *ex, dnnl_alg_kind_t alg)
     int64_t cols = n->shape.dim[rank - 1];
     int64_t rows = td_shape_numel(&n->shape) / cols;
     int64_t ca = sa[rank - 1], cb = sb[rank - 1];
-#pragma omp parallel for num_threads(ex->nthreads) if (ex->nthreads > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
+    TD_PARALLEL_FOR(ex->nthreads, r, rows, {
         int64_t oa = 0, ob = 0, q = r;
         for (int d = rank - 2; d >= 0; d--) {
             int64_t i = q % n->shape.dim[d];
@@ -123,7 +122,7 @@ static void binary_loop(const struct td_exec *ex, dnnl_alg_kind_t alg)
         }
         float *o = out + r * cols;
         for (int64_t j = 0; j < cols; j++) o[j] = apply(alg, a[oa + j * ca], b[ob + j * cb]);
-    }
+    });
 }
 
 void td_binary_forward(const struct td_exec *ex, dnnl_alg_kind_t alg)

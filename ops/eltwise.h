@@ -37,11 +37,7 @@ void td_unary_reference(const struct td_node *n, const void *const *in, float *o
         const float *in = ex->in[0];                                                               \
         float *out = ex->out;                                                                      \
         int64_t count = td_shape_numel(&ex->node->shape);                                          \
-        _Pragma("omp parallel for num_threads(ex->nthreads) if (ex->nthreads > 1) schedule(static)") \
-        for (int64_t i = 0; i < count; i++) {                                                      \
-            float x = in[i];                                                                       \
-            out[i] = (expr);                                                                       \
-        }                                                                                          \
+        TD_PARALLEL_FOR(ex->nthreads, i, count, float x = in[i]; out[i] = (expr););                \
     }
 // clang-format on
 

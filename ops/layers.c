@@ -5,8 +5,9 @@
 #include "graph/node.h"
 #include "ops/ops.h"
 
-/* x [..., in] -> y [..., units]; matmul needs rank 2, so a single vector is
- * viewed as one row and the result viewed back. */
+/* x [..., in] -> y [..., units] by one linear (the matmul adds the bias);
+ * linear needs rank 2, so a single vector is viewed as one row and the
+ * result viewed back. */
 static struct td_node *dense_body(struct td_graph *g, struct td_node *x, int units)
 {
     int64_t in = x->shape.dim[x->shape.rank - 1];
@@ -18,7 +19,7 @@ static struct td_node *dense_body(struct td_graph *g, struct td_node *x, int uni
     struct td_node *b =
         td_param(g, "bias", TD_SHAPE(units), (struct td_init){TD_INIT_UNIFORM, -bound, bound});
     struct td_node *rows = x->shape.rank == 1 ? td_reshape(g, x, TD_SHAPE(1, in)) : x;
-    struct td_node *y = td_add(g, td_matmul(g, rows, w, 0, 1), b);
+    struct td_node *y = td_linear(g, rows, w, b);
     return x->shape.rank == 1 ? td_reshape(g, y, TD_SHAPE(units)) : y;
 }
 

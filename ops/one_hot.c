@@ -26,11 +26,8 @@ static void one_hot_forward(const struct td_exec *ex)
     const int32_t *labels = ex->in[0];
     float *y = ex->out;
     int64_t rows = ex->node->shape.dim[0], c = ex->node->shape.dim[1];
-#pragma omp parallel for schedule(static) num_threads(ex->nthreads) if (ex->nthreads > 1)
-    for (int64_t b = 0; b < rows; b++) {
-        memset(y + b * c, 0, (size_t)c * sizeof(*y));
-        if (labels[b] >= 0 && labels[b] < c) y[b * c + labels[b]] = 1.0f;
-    }
+    TD_PARALLEL_FOR(ex->nthreads, b, rows, memset(y + b * c, 0, (size_t)c * sizeof(*y));
+                    if (labels[b] >= 0 && labels[b] < c) y[b * c + labels[b]] = 1.0f;);
 }
 
 static void one_hot_reference(const struct td_node *n, const void *const *in, float *out)

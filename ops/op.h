@@ -28,11 +28,36 @@ struct td_exec {
     const struct td_node *node;
     void *out;
     const void *in[TD_MAX_SRC];
-    void *state;      /* what op->prepare stored, or NULL */
-    void *scratch;    /* op->prepare's scratch_bytes for this execution */
-    int nthreads;     /* threads this kernel may use; 1 inside a concurrent group */
+    void *state;          /* what op->prepare stored, or NULL */
+    void *scratch;        /* op->prepare's scratch_bytes for this execution */
+    int nthreads;         /* threads this kernel may use; 1 inside a concurrent group */
     dnnl_stream_t stream; /* a stream usable by the calling thread */
 };
+
+/* `for (int64_t i = 0; i < n; i++) { body }` on `nthreads` threads with a
+ * static schedule, so each element's work is the same for any thread count.
+ * With one thread it is a plain loop: entering even an inactive OpenMP
+ * region costs about 1 us here, as much as a small node's whole work. */
+#define TD_PARALLEL_FOR(nthreads, i, n, ...)                                                       \
+    do {                                                                                           \
+        const int td_pf_threads_ = (nthreads);                                                     \
+        const int64_t td_pf_n_ = (n);                                                              \
+        if (td_pf_threads_ <= 1) {                                                                 \
+            for (int64_t i = 0; i < td_pf_n_; i++) {                                               \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        } else {                                                                                   \
+            _Pragma(                                                                               \
+                "omp parallel for schedule(static) num_threads(td_pf_threads_)") for (int64_t i =  \
+                                                                                          0;       \
+                                                                                      i <          \
+                                                                                      td_pf_n_;    \
+                                                                                      i++)         \
+            {                                                                                      \
+                __VA_ARGS__                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
 
 /* Compile-time preparation of one node (oneDNN primitives). */
 struct td_prep {
@@ -54,10 +79,11 @@ struct td_op_case {
 };
 
 struct td_op_test {
-    float lo, hi;   /* operands are drawn uniformly from [lo, hi] */
-    float fd_eps;   /* central finite-difference step */
-    float tol;      /* relative tolerance of the derivative checks */
-    int int_hi;     /* TD_I32 operands are drawn from [0, int_hi) */
+    float lo, hi;  /* operands are drawn uniformly from [lo, hi] */
+    float fd_eps;  /* central finite-difference step */
+    float tol;     /* relative tolerance of the derivative checks */
+    float fwd_tol; /* relative tolerance of the forward check; 0 means 1e-5 */
+    int int_hi;    /* TD_I32 operands are drawn from [0, int_hi) */
     int n_cases;
     const struct td_op_case *cases;
     /* A naive implementation of the forward pass, written independently of
@@ -69,12 +95,11 @@ struct td_op_def {
     const char *name;
     int n_src;
     unsigned traits;
-    enum td_status (*shape)(struct td_node *n); /* sets n->shape, n->dtype */
+    enum td_status (*shape)(struct td_node *n);   /* sets n->shape, n->dtype */
     enum td_status (*prepare)(struct td_prep *p); /* optional */
     void (*release)(void *state);                 /* optional */
     void (*forward)(const struct td_exec *ex);
-    struct td_node *(*jvp)(struct td_graph *g, struct td_node *n,
-                           struct td_node *const *tangents);
+    struct td_node *(*jvp)(struct td_graph *g, struct td_node *n, struct td_node *const *tangents);
     void (*vjp)(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
                 struct td_node **cts);
     struct td_op_test test;

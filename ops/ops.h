@@ -35,12 +35,22 @@ struct td_node *td_abs(struct td_graph *g, struct td_node *x);
 struct td_node *td_sign(struct td_graph *g, struct td_node *x);
 /* step(x) = 1 where x > 0, else 0 (the mask of ReLU's rules); derivative zero. */
 struct td_node *td_step(struct td_graph *g, struct td_node *x);
+/* a where m > 0, else 0 (NaN in m masks); a and m have one shape, no
+ * broadcasting. ReLU's derivative rules in one pass. Differentiable in a;
+ * m is a mask and gets no derivative. */
+struct td_node *td_mask_positive(struct td_graph *g, struct td_node *a, struct td_node *m);
 
 /* Matrix product of the last two axes: op(a) [.., M, K] x op(b) [.., K, N],
  * op = transpose when the flag is set. Leading (batch) axes must be equal,
  * or one operand may be 2-D and is then shared by every batch of the other. */
-struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b,
-                          int transpose_a, int transpose_b);
+struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
+                          int transpose_b);
+
+/* Dense layer in one product: y = x W^T + b with x [..., K] (rank >= 2),
+ * W [N, K] (PyTorch layout), b [N]; y [..., N]. The bias is added by the
+ * matmul itself. */
+struct td_node *td_linear(struct td_graph *g, struct td_node *x, struct td_node *w,
+                          struct td_node *b);
 
 /* Copies x to `shape` by NumPy broadcasting. */
 struct td_node *td_broadcast_to(struct td_graph *g, struct td_node *x, struct td_shape shape);
@@ -71,5 +81,10 @@ struct td_node *td_one_hot(struct td_graph *g, struct td_node *labels, int class
  * labels [B] TD_I32 in [0, C). A scalar. */
 struct td_node *td_softmax_cross_entropy(struct td_graph *g, struct td_node *logits,
                                          struct td_node *labels);
+/* Its gradient with respect to the logits in one node:
+ * (softmax(logits) - one_hot(labels)) / B, [B, C]. Labels as above; a label
+ * outside [0, C) makes its row NaN. */
+struct td_node *td_softmax_cross_entropy_grad(struct td_graph *g, struct td_node *logits,
+                                              struct td_node *labels);
 
 #endif

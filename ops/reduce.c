@@ -103,8 +103,7 @@ static void reduce_rows(const struct red_view *v, const float *x, float *y, floa
                         int nthreads)
 {
     int64_t nblk = (v->inner + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
-    for (int64_t t = 0; t < v->rows * nblk; t++) {
+    TD_PARALLEL_FOR(nthreads, t, v->rows * nblk, {
         int64_t row = t / nblk, j0 = t % nblk * BLOCK;
         int64_t len = v->inner - j0 < BLOCK ? v->inner - j0 : BLOCK;
         const float *xb = x + group_offset(v->kdim, v->kstride, v->n_kept, row) + j0;
@@ -116,7 +115,7 @@ static void reduce_rows(const struct red_view *v, const float *x, float *y, floa
         }
         if (scale != 1.0f)
             for (int64_t j = 0; j < len; j++) yb[j] *= scale;
-    }
+    });
 }
 
 /* y[row] = scale * sum over positions and j of x[row, pos, j]: the last group
@@ -125,8 +124,7 @@ static void reduce_rows(const struct red_view *v, const float *x, float *y, floa
 static void reduce_runs(const struct red_view *v, const float *x, float *y, float scale,
                         int nthreads)
 {
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
-    for (int64_t row = 0; row < v->rows; row++) {
+    TD_PARALLEL_FOR(nthreads, row, v->rows, {
         const float *xb = x + group_offset(v->kdim, v->kstride, v->n_kept, row);
         float lane[LANES] = {0};
         for (int64_t p = 0; p < v->positions; p++) {
@@ -139,7 +137,7 @@ static void reduce_runs(const struct red_view *v, const float *x, float *y, floa
         for (int w = LANES / 2; w > 0; w /= 2)
             for (int l = 0; l < w; l++) lane[l] += lane[l + w];
         y[row] = lane[0] * scale;
-    }
+    });
 }
 
 void td_reduce_run(const struct td_exec *ex, float scale)

@@ -7,13 +7,20 @@
 TD_UNARY_LOOP(relu, x < 0.f ? 0.f : x)
 TD_UNARY_REFERENCE(relu, x > 0.0 ? x : 0.0)
 
-/* relu' = step(x) */
-static struct td_node *relu_deriv(struct td_graph *g, struct td_node *n)
+/* relu' = step(x), applied in one mask_positive pass. The mask is the
+ * output y rather than x (y > 0 exactly where x > 0, NaN masks in both):
+ * the next layer's weight gradient keeps y alive anyway, so x is free to
+ * die at the relu, which can then overwrite it in place. */
+static struct td_node *relu_jvp(struct td_graph *g, struct td_node *n, struct td_node *const *t)
 {
-    return td_step(g, n->src[0]);
+    return t[0] ? td_mask_positive(g, t[0], n) : NULL;
 }
 
-TD_UNARY_RULES(relu, relu_deriv)
+static void relu_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
+                     struct td_node **cts)
+{
+    if (need & 1u) cts[0] = td_mask_positive(g, ct, n);
+}
 
 const struct td_op_def td_op_relu = {
     .name = "relu",

@@ -24,12 +24,12 @@ void td_rule_zero_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct,
  * `deriv(g, n)` from n->src[0] (and n itself): defines
  * static <name>_jvp (t * f'(x)) and <name>_vjp (ct * f'(x)). */
 #define TD_UNARY_RULES(name, deriv)                                                                \
-    static struct td_node *name##_jvp(struct td_graph *g, struct td_node *n,                     \
-                                      struct td_node *const *t)                                   \
+    static struct td_node *name##_jvp(struct td_graph *g, struct td_node *n,                       \
+                                      struct td_node *const *t)                                    \
     {                                                                                              \
         return t[0] ? td_mul(g, t[0], deriv(g, n)) : NULL;                                         \
     }                                                                                              \
-    static void name##_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct,             \
+    static void name##_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct,              \
                            unsigned need, struct td_node **cts)                                    \
     {                                                                                              \
         if (need & 1u) cts[0] = td_mul(g, ct, deriv(g, n));                                        \

@@ -25,11 +25,13 @@ void td_softmax_reference(const struct td_node *n, const void *const *in, float 
 #define TD_SOFTMAX_N_CASES 3
 extern const struct td_op_case td_softmax_cases[TD_SOFTMAX_N_CASES];
 
-/* The test block of both ops: smooth everywhere, drawn from [-3, 3]. */
+/* The test block of both ops: smooth everywhere, drawn from [-3, 3].
+ * oneDNN 2.6's softmax kernels use a fast exp/log: measured errors reach
+ * 2.5e-5 relative on log-softmax outputs near 0.1, hence fwd_tol. */
 #define TD_SOFTMAX_TEST(reference_)                                                                \
     {                                                                                              \
-        .lo = -3.0f, .hi = 3.0f, .fd_eps = 1e-2f, .tol = 2e-3f, .n_cases = TD_SOFTMAX_N_CASES,     \
-        .cases = td_softmax_cases, .reference = (reference_)                                       \
+        .lo = -3.0f, .hi = 3.0f, .fd_eps = 1e-2f, .tol = 2e-3f, .fwd_tol = 1e-4f,                  \
+        .n_cases = TD_SOFTMAX_N_CASES, .cases = td_softmax_cases, .reference = (reference_)        \
     }
 
 #endif

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "ops/op.h"
+
 /* Rows of the last output axis are independent: each thread copies whole
  * rows, so the result does not depend on the thread count. */
 void td_strided_gather(const struct td_shape *out_shape, const int64_t *in_stride,
@@ -14,8 +16,7 @@ void td_strided_gather(const struct td_shape *out_shape, const int64_t *in_strid
     }
     int64_t inner = out_shape->dim[r - 1], step = in_stride[r - 1];
     int64_t rows = td_shape_numel(out_shape) / inner;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
-    for (int64_t row = 0; row < rows; row++) {
+    TD_PARALLEL_FOR(nthreads, row, rows, {
         int64_t rest = row, off = 0;
         for (int d = r - 2; d >= 0; d--) {
             off += (rest % out_shape->dim[d]) * in_stride[d];
@@ -27,5 +28,5 @@ void td_strided_gather(const struct td_shape *out_shape, const int64_t *in_strid
             memcpy(dst, src, (size_t)inner * sizeof(*dst));
         else
             for (int64_t j = 0; j < inner; j++) dst[j] = src[j * step];
-    }
+    });
 }

@@ -202,7 +202,8 @@ static int check_forward(struct case_run *r, char *msg, size_t len)
     ck_assert_ptr_nonnull(r->ref);
     r->op->test.reference(r->y, src, r->ref);
     char detail[256];
-    if (!tu_close_f(tu_eval_output(&r->fwd, 0), r->ref, r->ny, FWD_RTOL, FWD_ATOL, detail,
+    double rtol = r->op->test.fwd_tol > 0 ? r->op->test.fwd_tol : FWD_RTOL;
+    if (!tu_close_f(tu_eval_output(&r->fwd, 0), r->ref, r->ny, rtol, FWD_ATOL, detail,
                     sizeof detail))
         return snprintf(msg, len, "forward vs reference: %s", detail), 0;
     return 1;
