@@ -26,7 +26,7 @@ static const char train_usage[] =
     "  --schedule NAME     constant, cosine or step (default cosine)\n"
     "  --warmup N          linear warmup steps (default 0)\n"
     "  --epochs N          epochs in total (default 10)\n"
-    "  --batch N           batch size (default 128)\n"
+    "  --batch N           batch size (default 64)\n"
     "  --threads N         threads (default: all cores)\n"
     "  --seed N            seed of initialisation, shuffling and probes (default 1)\n"
     "  --checkpoint-every N  also checkpoint every N steps (default: each epoch)\n"
@@ -82,7 +82,7 @@ int td_cmd_train(int argc, char **argv)
         .clip_norm = -1,
         .schedule = "cosine",
         .epochs = 10,
-        .batch = 128,
+        .batch = 64,
         .seed = 1,
         .out = "out",
     };
