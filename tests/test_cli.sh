@@ -31,6 +31,12 @@ expect "missing Fashion-MNIST" 1 "apt-get install dataset-fashion-mnist" -- "$ta
 expect "missing HDF5 file" 1 "$work/none.h5" -- "$tandem" train --data "$work/none.h5" --out "$work/o0"
 expect "help" 0 "usage: tandem train" -- "$tandem" train --help
 
+expect "inspect prints plans" 0 "gradient\+HVP +[0-9]+ nodes" -- "$tandem" inspect --graph hvp --dot "$work/g.dot"
+if head -1 "$work/g.dot" | grep -q "^digraph" && [ "$(grep -c -- '->' "$work/g.dot")" -gt 50 ]; then
+    ok "inspect writes Graphviz DOT"; else bad "inspect --dot wrote: $(head -c 200 "$work/g.dot")"; fi
+expect "check agrees with finite differences" 0 "derivatives agree" -- "$tandem" check --batch 32
+expect "check on a smooth model over all parameters" 0 "derivatives agree" -- \
+    "$tandem" check --model mlp-gelu --all-params --batch 32
 expect "train" 0 "epoch +3 .*test acc" -- "$tandem" train "${data[@]}" --epochs 3 --out "$work/a"
 acc=$(awk -F, 'NR == 4 { printf "%.2f", 100 * $4 }' "$work/a/epochs.csv")
 if awk -v a="$acc" 'BEGIN { exit !(a > 90) }'; then ok "learns the synthetic classes ($acc%)"
