@@ -101,9 +101,18 @@ static enum td_status check_entries(const struct td_ckpt_entry *e, int n, const 
     return TD_OK;
 }
 
-static enum td_status write_entries(hid_t file, const struct td_ckpt_entry *e, int n,
-                                    const char *path, char *err, size_t errlen)
+struct ckpt_write {
+    const struct td_ckpt_entry *e;
+    int n;
+    const char *path;
+};
+
+static enum td_status write_entries(hid_t file, const void *ctx, char *err, size_t errlen)
 {
+    const struct ckpt_write *w = ctx;
+    const struct td_ckpt_entry *e = w->e;
+    const int n = w->n;
+    const char *path = w->path;
     enum td_status st = td_h5_write_str_attr(file, "framework", "tandem", path, err, errlen);
     if (st == TD_OK) st = td_h5_write_str_attr(file, "version", TD_VERSION, path, err, errlen);
     if (st == TD_OK) st = td_h5_write_str_attr(file, "kind", "checkpoint", path, err, errlen);
@@ -126,24 +135,8 @@ enum td_status td_ckpt_save(const char *path, const struct td_ckpt_entry *e, int
         return td_io_errf(TD_ERR_ARG, err, errlen, "checkpoint save: NULL or bad argument");
     enum td_status st = check_entries(e, n, path, err, errlen);
     if (st != TD_OK) return st;
-    char tmp[4096];
-    st = td_io_tmp_path(path, tmp, sizeof(tmp), err, errlen);
-    if (st != TD_OK) return st;
-    struct td_h5_quiet q;
-    td_h5_quiet_begin(&q);
-    hid_t file;
-    st = td_h5_create(tmp, &file, err, errlen);
-    if (st == TD_OK) {
-        st = write_entries(file, e, n, path, err, errlen);
-        if (H5Fclose(file) < 0 && st == TD_OK)
-            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot close (disk full?)", tmp);
-        if (st == TD_OK)
-            st = td_io_commit(tmp, path, err, errlen);
-        else
-            remove(tmp);
-    }
-    td_h5_quiet_end(&q);
-    return st;
+    struct ckpt_write w = {e, n, path};
+    return td_h5_write_atomic(path, write_entries, &w, err, errlen);
 }
 
 /* Pass one for one entry: present, of the entry's kind and size. */

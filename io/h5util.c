@@ -267,3 +267,28 @@ int td_h5_is_float(hid_t dset, size_t bytes)
     H5Tclose(t);
     return ok;
 }
+
+enum td_status td_h5_write_atomic(const char *path,
+                                  enum td_status (*write)(hid_t file, const void *ctx, char *err,
+                                                          size_t errlen),
+                                  const void *ctx, char *err, size_t errlen)
+{
+    char tmp[4096];
+    enum td_status st = td_io_tmp_path(path, tmp, sizeof(tmp), err, errlen);
+    if (st != TD_OK) return st;
+    struct td_h5_quiet q;
+    td_h5_quiet_begin(&q);
+    hid_t file;
+    st = td_h5_create(tmp, &file, err, errlen);
+    if (st == TD_OK) {
+        st = write(file, ctx, err, errlen);
+        if (H5Fclose(file) < 0 && st == TD_OK)
+            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot close (disk full?)", tmp);
+        if (st == TD_OK)
+            st = td_io_commit(tmp, path, err, errlen);
+        else
+            remove(tmp);
+    }
+    td_h5_quiet_end(&q);
+    return st;
+}

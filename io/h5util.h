@@ -32,6 +32,17 @@ enum td_status td_h5_open_read(const char *path, hid_t *file, char *err, size_t 
  * really closes it before the caller fsyncs and renames. TD_ERR_IO. */
 enum td_status td_h5_create(const char *path, hid_t *file, char *err, size_t errlen);
 
+/* Writes an HDF5 file so that path is only ever replaced by a complete one:
+ * creates "<path>.tmp", calls write(file, ctx, err, errlen) to fill it,
+ * closes it, fsyncs and renames it over path. On any failure the temporary
+ * is removed and path is untouched; the status of the first failure is
+ * returned (TD_ERR_IO for the file operations). HDF5's error printing is off
+ * meanwhile. */
+enum td_status td_h5_write_atomic(const char *path,
+                                  enum td_status (*write)(hid_t file, const void *ctx, char *err,
+                                                          size_t errlen),
+                                  const void *ctx, char *err, size_t errlen);
+
 /* A scalar variable-length UTF-8 string attribute on obj (h5py reads a str). */
 enum td_status td_h5_write_str_attr(hid_t obj, const char *name, const char *value,
                                     const char *path, char *err, size_t errlen);

@@ -7,9 +7,15 @@
 #include "io/h5util.h"
 #include "io/ioutil.h"
 
-static enum td_status write_params(const struct td_params *p, hid_t file, const char *path,
-                                   char *err, size_t errlen)
+struct weights_write {
+    const struct td_params *p;
+    const char *path;
+};
+
+static enum td_status write_params(hid_t file, const void *ctx, char *err, size_t errlen)
 {
+    const struct td_params *p = ((const struct weights_write *)ctx)->p;
+    const char *path = ((const struct weights_write *)ctx)->path;
     enum td_status st = td_h5_write_str_attr(file, "framework", "tandem", path, err, errlen);
     if (st == TD_OK) st = td_h5_write_str_attr(file, "version", TD_VERSION, path, err, errlen);
     if (st != TD_OK) return st;
@@ -30,24 +36,8 @@ enum td_status td_weights_export(const struct td_params *p, const char *path, ch
                                  size_t errlen)
 {
     if (!p || !path) return td_io_errf(TD_ERR_ARG, err, errlen, "weights export: NULL argument");
-    char tmp[4096];
-    enum td_status st = td_io_tmp_path(path, tmp, sizeof(tmp), err, errlen);
-    if (st != TD_OK) return st;
-    struct td_h5_quiet q;
-    td_h5_quiet_begin(&q);
-    hid_t file;
-    st = td_h5_create(tmp, &file, err, errlen);
-    if (st == TD_OK) {
-        st = write_params(p, file, path, err, errlen);
-        if (H5Fclose(file) < 0 && st == TD_OK)
-            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot close (disk full?)", tmp);
-        if (st == TD_OK)
-            st = td_io_commit(tmp, path, err, errlen);
-        else
-            remove(tmp);
-    }
-    td_h5_quiet_end(&q);
-    return st;
+    struct weights_write w = {p, path};
+    return td_h5_write_atomic(path, write_params, &w, err, errlen);
 }
 
 /* Pass one: the parameter's dataset exists with float32 type and its shape. */
