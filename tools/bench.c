@@ -8,6 +8,7 @@
 
 #include "tools/cli.h"
 #include "tools/models/models.h"
+#include "tools/step_graph.h"
 
 static const char usage[] =
     "usage: tandem-bench [--model NAME] [--batch N] [--threads N] [--steps N] [--warmup N]\n";
@@ -69,23 +70,12 @@ int main(int argc, char **argv)
     struct td_shape sample = TD_SHAPE(784);
     td_model_build(info, g, (int)batch, &sample, 10, &m);
     struct td_params *p = td_graph_params(g);
-    int P = p->count;
-    struct td_node **outs = calloc(2 * (size_t)P + 1, sizeof(*outs));
-    struct td_binding *bind = calloc(2 * (size_t)P, sizeof(*bind));
-    if (!outs || !bind) return 1;
-    outs[0] = m.loss;
+    struct td_step_graph sgr;
     struct td_plan *gp = NULL, *hp = NULL;
-    if (td_graph_status(g) == TD_OK &&
-        td_grad_hvp(g, m.loss, outs + 1, outs + 1 + P, NULL) == TD_OK) {
-        for (int i = 0; i < P; i++) {
-            bind[i] = (struct td_binding){outs[1 + i], p->grad + p->info[i].offset};
-            bind[P + i] = (struct td_binding){outs[1 + P + i], p->tangent + p->info[i].offset};
-        }
-        struct td_compile_options co = {
-            .num_threads = (int)threads, .bindings = bind, .n_bindings = P, .profile = profile};
-        gp = td_compile(g, outs, 1 + P, &co);
-        co.n_bindings = 2 * P;
-        hp = gp ? td_compile(g, outs, 1 + 2 * P, &co) : NULL;
+    if (td_graph_status(g) == TD_OK && td_step_graph_init(&sgr, g, m.loss) == TD_OK) {
+        struct td_compile_options co = {.num_threads = (int)threads, .profile = profile};
+        gp = td_step_graph_compile(&sgr, 0, 1, co);
+        hp = gp ? td_step_graph_compile(&sgr, 1, 1, co) : NULL;
     }
     if (!hp) {
         fprintf(stderr, "tandem-bench: %s\n", td_graph_error(g));
@@ -116,6 +106,7 @@ int main(int argc, char **argv)
     td_plan_free(gp);
     td_plan_free(hp);
     td_graph_free(g);
-    free(outs), free(bind), free(x), free(y);
+    td_step_graph_free(&sgr);
+    free(x), free(y);
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "tools/cli.h"
 #include "tools/models/models.h"
+#include "tools/step_graph.h"
 
 static const char usage[] =
     "usage: tandem check [--model NAME] [--batch N] [--threads N] [--seed N] [--eps X]\n"
@@ -41,13 +42,6 @@ static int parse(int argc, char **argv, struct check_opts *o)
     return td_cli_parse("check", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
 }
 
-static double dot(const float *a, const float *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
 int td_cmd_check(int argc, char **argv)
 {
     struct check_opts o;
@@ -63,23 +57,11 @@ int td_cmd_check(int argc, char **argv)
     struct td_shape sample = TD_SHAPE(784);
     td_model_build(info, g, (int)o.batch, &sample, 10, &m);
     struct td_params *p = td_graph_params(g);
-    struct td_node **grads = calloc((size_t)p->count, sizeof(*grads));
-    struct td_node **hvps = calloc((size_t)p->count, sizeof(*hvps));
-    struct td_binding *bind = calloc(2 * (size_t)p->count, sizeof(*bind));
-    struct td_node **outs = calloc(2 * (size_t)p->count + 1, sizeof(*outs));
-    if (!grads || !hvps || !bind || !outs) return 1;
+    struct td_step_graph sgr = {0};
     struct td_plan *plan = NULL;
-    if (td_graph_status(g) == TD_OK && td_grad_hvp(g, m.loss, grads, hvps, NULL) == TD_OK) {
-        outs[0] = m.loss;
-        for (int i = 0; i < p->count; i++) {
-            outs[1 + i] = grads[i];
-            outs[1 + p->count + i] = hvps[i];
-            bind[i] = (struct td_binding){grads[i], p->grad + p->info[i].offset};
-            bind[p->count + i] = (struct td_binding){hvps[i], p->tangent + p->info[i].offset};
-        }
-        struct td_compile_options co = {
-            .num_threads = (int)o.threads, .bindings = bind, .n_bindings = 2 * p->count};
-        plan = td_compile(g, outs, 1 + 2 * p->count, &co);
+    if (td_graph_status(g) == TD_OK && td_step_graph_init(&sgr, g, m.loss) == TD_OK) {
+        struct td_compile_options co = {.num_threads = (int)o.threads};
+        plan = td_step_graph_compile(&sgr, 1, 1, co);
     }
     if (!plan) {
         fprintf(stderr, "tandem check: %s\n", td_graph_error(g));
@@ -98,7 +80,7 @@ int td_cmd_check(int argc, char **argv)
     size_t first = o.all_params ? 0 : p->info[p->count >= 2 ? p->count - 2 : 0].offset;
     for (size_t i = 0; i < P; i++)
         p->dir[i] = i < first ? 0 : td_rng_normal((uint64_t)o.seed, 3, i);
-    double dnorm = sqrt(dot(p->dir, p->dir, P));
+    double dnorm = sqrt(td_vec_dot(p->dir, p->dir, P, 1));
     for (size_t i = 0; i < P; i++) p->dir[i] = (float)(p->dir[i] / dnorm);
     memcpy(theta, p->value, P * sizeof(float));
 
@@ -120,8 +102,8 @@ int td_cmd_check(int argc, char **argv)
             gp[i] = side ? (float)((gp[i] - p->grad[i]) / (2 * o.eps)) : p->grad[i];
     }
     memcpy(p->value, theta, P * sizeof(float));
-    double gd = dot(g0, p->dir, P), fd = (lpm[0] - lpm[1]) / (2 * o.eps);
-    double hn = sqrt(dot(hd, hd, P)), diff = 0;
+    double gd = td_vec_dot(g0, p->dir, P, 1), fd = (lpm[0] - lpm[1]) / (2 * o.eps);
+    double hn = sqrt(td_vec_dot(hd, hd, P, 1)), diff = 0;
     for (size_t i = 0; i < P; i++) diff += ((double)gp[i] - hd[i]) * ((double)gp[i] - hd[i]);
     double g_err = fabs(gd - fd) / fmax(fabs(gd), 1e-6), h_err = sqrt(diff) / fmax(hn, 1e-6);
     struct td_plan_stats st;
@@ -129,7 +111,7 @@ int td_cmd_check(int argc, char **argv)
     printf("model %s, batch %lld, %zu parameters, %d threads; dir over %s\n", info->name, o.batch,
            P, st.num_threads, o.all_params ? "all parameters" : "the output layer");
     printf("loss                 %.6f\n", loss);
-    printf("|g|                  %.6f\n", sqrt(dot(g0, g0, P)));
+    printf("|g|                  %.6f\n", sqrt(td_vec_dot(g0, g0, P, 1)));
     printf("g.dir                %.6e   finite difference %.6e   rel. error %.2e\n", gd, fd, g_err);
     printf("|H dir|              %.6e   |fd - H dir| / |H dir| = %.2e\n", hn, h_err);
     printf("plan arena           %zu bytes (%zu without reuse), %d nodes in %d steps\n",
@@ -139,7 +121,8 @@ int td_cmd_check(int argc, char **argv)
                       : "MISMATCH between derivatives and finite differences");
     td_plan_free(plan);
     td_graph_free(g);
-    free(grads), free(hvps), free(bind), free(outs), free(x), free(y);
+    td_step_graph_free(&sgr);
+    free(x), free(y);
     free(theta), free(g0), free(hd), free(gp);
     return ok ? 0 : 1;
 }

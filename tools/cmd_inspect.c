@@ -7,6 +7,7 @@
 
 #include "tools/cli.h"
 #include "tools/models/models.h"
+#include "tools/step_graph.h"
 
 static const char usage[] =
     "usage: tandem inspect [--model NAME] [--batch N] [--graph forward|grad|hvp]\n"
@@ -135,26 +136,20 @@ int td_cmd_inspect(int argc, char **argv)
     struct td_model m;
     struct td_shape sample = TD_SHAPE(784);
     struct td_params *p = td_graph_params(g);
-    struct td_node **outs = NULL;
-    if (td_model_build(info, g, (int)batch, &sample, 10, &m) == TD_OK) {
-        outs = calloc(2 * (size_t)p->count + 2, sizeof(*outs));
-        if (outs) {
-            outs[0] = m.loss;
-            outs[1] = m.logits;
-            td_grad_hvp(g, m.loss, outs + 2, outs + 2 + p->count, NULL);
-        }
-    }
-    if (!outs || td_graph_status(g) != TD_OK) {
-        fprintf(stderr, "tandem inspect: %s\n", outs ? td_graph_error(g) : "out of memory");
+    struct td_step_graph sgr = {0};
+    enum td_status st = td_model_build(info, g, (int)batch, &sample, 10, &m);
+    if (st == TD_OK) st = td_step_graph_init(&sgr, g, m.loss);
+    if (st != TD_OK) {
+        fprintf(stderr, "tandem inspect: %s\n",
+                st == TD_ERR_NOMEM ? "out of memory" : td_graph_error(g));
+        td_step_graph_free(&sgr);
         td_graph_free(g);
-        free(outs);
         return 1;
     }
-    int n_roots = !strcmp(which, "forward") ? 2
-                  : !strcmp(which, "grad")  ? 1 + p->count
-                                            : 1 + 2 * p->count;
-    struct td_node **roots = !strcmp(which, "forward") ? outs : outs + 1;
-    roots[0] = m.loss;
+    struct td_node *forward[2] = {m.loss, m.logits};
+    int n_roots =
+        !strcmp(which, "forward") ? 2 : td_step_graph_num_outputs(&sgr, !strcmp(which, "hvp"));
+    struct td_node **roots = !strcmp(which, "forward") ? forward : sgr.outs;
     unsigned char *mark = needed(g, roots, n_roots);
     if (!mark) return 1;
     printf("model %s (%s), batch %lld, %s graph\n\n", info->name, info->summary, batch, which);
@@ -166,14 +161,13 @@ int td_cmd_inspect(int argc, char **argv)
         printf("  %-20s %-12s %zu\n", p->info[i].name,
                td_shape_format(&p->info[i].shape, buf, sizeof(buf)), p->info[i].numel);
     printf("\nplans:\n");
-    print_plan(g, "forward", (struct td_node *[]){m.loss, m.logits}, 2, (int)threads);
-    outs[1] = m.loss;
-    print_plan(g, "gradient", outs + 1, 1 + p->count, (int)threads);
-    print_plan(g, "gradient+HVP", outs + 1, 1 + 2 * p->count, (int)threads);
+    print_plan(g, "forward", forward, 2, (int)threads);
+    print_plan(g, "gradient", sgr.outs, td_step_graph_num_outputs(&sgr, 0), (int)threads);
+    print_plan(g, "gradient+HVP", sgr.outs, td_step_graph_num_outputs(&sgr, 1), (int)threads);
     int ok = !dot || write_dot(g, mark, dot);
     if (dot && ok) printf("\nwrote %s\n", dot);
     free(mark);
-    free(outs);
+    td_step_graph_free(&sgr);
     td_graph_free(g);
     return ok ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 #include "io/idx.h"
 #include "io/weights.h"
 #include "tools/cli.h"
+#include "tools/step_graph.h"
 
 #define TD_PATH_MAX 4096
 /* Fixed checkpoint entries besides parameters and optimizer state. */
@@ -25,8 +26,7 @@ struct td_trainer {
     struct td_graph *g;
     struct td_model m;
     struct td_params *p;
-    struct td_node **outs;   /* loss, P gradients, P HVPs */
-    struct td_binding *bind; /* gradients -> p->grad, HVPs -> p->tangent */
+    struct td_step_graph step;
     struct td_plan *grad_plan, *hvp_plan, *eval_plan;
     struct td_optim *opt;
     struct td_schedule sched;
@@ -97,22 +97,13 @@ static enum td_status build(struct td_trainer *t, char *err, size_t errlen)
         return failf(err, errlen, td_graph_status(t->g), "model %s: %s", info->name,
                      td_graph_error(t->g));
     t->p = td_graph_params(t->g);
-    int P = t->p->count;
-    t->outs = calloc(2 * (size_t)P + 1, sizeof(*t->outs));
-    t->bind = calloc(2 * (size_t)P, sizeof(*t->bind));
     int64_t nx = td_shape_numel(td_node_shape(t->m.x));
     t->x = calloc((size_t)nx, sizeof(float));
     t->y = calloc((size_t)t->cfg.batch, sizeof(int32_t));
-    if (!t->outs || !t->bind || !t->x || !t->y)
-        return failf(err, errlen, TD_ERR_NOMEM, "out of memory");
-    t->outs[0] = t->m.loss;
-    if (td_grad_hvp(t->g, t->m.loss, t->outs + 1, t->outs + 1 + P, NULL) != TD_OK)
-        return failf(err, errlen, td_graph_status(t->g), "%s", td_graph_error(t->g));
-    for (int i = 0; i < P; i++) {
-        t->bind[i] = (struct td_binding){t->outs[1 + i], t->p->grad + t->p->info[i].offset};
-        t->bind[P + i] =
-            (struct td_binding){t->outs[1 + P + i], t->p->tangent + t->p->info[i].offset};
-    }
+    if (!t->x || !t->y) return failf(err, errlen, TD_ERR_NOMEM, "out of memory");
+    enum td_status st = td_step_graph_init(&t->step, t->g, t->m.loss);
+    if (st == TD_ERR_NOMEM) return failf(err, errlen, st, "out of memory");
+    if (st != TD_OK) return failf(err, errlen, st, "%s", td_graph_error(t->g));
     return TD_OK;
 }
 
@@ -120,12 +111,8 @@ static enum td_status build(struct td_trainer *t, char *err, size_t errlen)
  * check = 1 compiles a NaN-checking copy for diagnosis. */
 static struct td_plan *compile_train_plan(struct td_trainer *t, int hvp, int check)
 {
-    int P = t->p->count;
-    struct td_compile_options co = {.num_threads = t->num_threads,
-                                    .check_numerics = check,
-                                    .bindings = t->bind,
-                                    .n_bindings = hvp ? 2 * P : P};
-    return td_compile(t->g, t->outs, hvp ? 1 + 2 * P : 1 + P, &co);
+    struct td_compile_options co = {.num_threads = t->num_threads, .check_numerics = check};
+    return td_step_graph_compile(&t->step, hvp, 1, co);
 }
 
 static enum td_status make_optimizer(struct td_trainer *t, char *err, size_t errlen)
@@ -309,7 +296,8 @@ void td_trainer_free(struct td_trainer *t)
     td_graph_free(t->g);
     td_dataset_free(&t->train);
     td_dataset_free(&t->test);
-    free(t->outs), free(t->bind), free(t->x), free(t->y);
+    td_step_graph_free(&t->step);
+    free(t->x), free(t->y);
     free(t);
 }
 
