@@ -33,7 +33,7 @@ struct td_node *td_square(struct td_graph *g, struct td_node *x);
 struct td_node *td_abs(struct td_graph *g, struct td_node *x);
 /* sign(x) in {-1, 0, 1}; derivative zero. */
 struct td_node *td_sign(struct td_graph *g, struct td_node *x);
-/* step(x) = 1 where x > 0, else 0 (the mask of ReLU's rules); derivative zero. */
+/* step(x) = 1 where x > 0, else 0 (Heaviside); derivative zero. */
 struct td_node *td_step(struct td_graph *g, struct td_node *x);
 /* a where m > 0, else 0 (NaN in m masks); a and m have one shape, no
  * broadcasting. ReLU's derivative rules in one pass. Differentiable in a;

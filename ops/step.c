@@ -1,4 +1,4 @@
-/* y = 1 where x > 0, else 0: the mask of ReLU's derivative, a hand-written
+/* y = 1 where x > 0, else 0 (Heaviside), a hand-written
  * loop. Piecewise constant: derivatives are zero. No attributes. */
 #include "ops/eltwise.h"
 #include "ops/rules.h"
