@@ -99,31 +99,28 @@ static const char *place_entries(struct td_plan *p, const struct td_compile_opti
     return NULL;
 }
 
-static int cmp_level(const void *a, const void *b, void *levels)
+/* Stable counting sort of entry indices by level (levels are < n_entries),
+ * so nodes of one level keep creation order. Returns 0 when out of memory. */
+static int sort_by_level(int *idx, int n, const int *level, int n_levels)
 {
-    const int *lv = levels;
-    int x = *(const int *)a, y = *(const int *)b;
-    if (lv[x] != lv[y]) return lv[x] < lv[y] ? -1 : 1;
-    return (x > y) - (x < y);
-}
-
-/* Insertion sort keeps this dependency-free and stable; plans have at most a
- * few thousand nodes. */
-static void sort_by_level(int *idx, int n, const int *level)
-{
-    for (int i = 1; i < n; i++) {
-        int v = idx[i], j = i - 1;
-        while (j >= 0 && cmp_level(&idx[j], &v, (void *)level) > 0) {
-            idx[j + 1] = idx[j];
-            j--;
-        }
-        idx[j + 1] = v;
+    int *start = calloc((size_t)n_levels + 1, sizeof(int));
+    int *sorted = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    if (!start || !sorted) {
+        free(start), free(sorted);
+        return 0;
     }
+    for (int i = 0; i < n; i++) start[level[idx[i]] + 1]++;
+    for (int l = 0; l < n_levels; l++) start[l + 1] += start[l];
+    for (int i = 0; i < n; i++) sorted[start[level[idx[i]]]++] = idx[i];
+    for (int i = 0; i < n; i++) idx[i] = sorted[i];
+    free(start), free(sorted);
+    return 1;
 }
 
 /* Steps: nodes of equal dependency depth are independent. Within a depth,
- * small nodes run together as one concurrent step (one thread each) and big
- * nodes each get a step with every thread. */
+ * nodes between the group and parallel costs run together as one concurrent
+ * step (one thread each); every other node gets a step of its own, with
+ * every thread from the parallel cost up and one thread below it. */
 static int schedule(struct td_plan *p)
 {
     int *level = calloc((size_t)p->n_entries, sizeof(int));
@@ -142,7 +139,10 @@ static int schedule(struct td_plan *p)
             if (level[e->src[s]] + 1 > level[k]) level[k] = level[e->src[s]] + 1;
         ops[n_ops++] = k;
     }
-    sort_by_level(ops, n_ops, level);
+    if (!sort_by_level(ops, n_ops, level, p->n_entries)) {
+        free(level), free(ops);
+        return 0;
+    }
     int T = p->num_threads;
     for (int i = 0; i < n_ops;) {
         int j = i;
