@@ -2,16 +2,15 @@
  * scheduler steps, decides which buffers may share bytes and where each
  * lives in one arena, and prepares every kernel once. */
 #include "graph/plan_impl.h"
+#include "graph/memory.h"
 
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define TD_ALIGN 64
-#define TD_HUGE_PAGE ((size_t)2 << 20)
 /* Default scheduling thresholds (see struct td_compile_options), measured
  * on the seed MLP with 2 cores: splitting a node across cores pays from
  * about 50 us of work; running small independent nodes side by side lost
@@ -298,16 +297,13 @@ static int place_buffers(struct td_plan *p, int reuse, const int *end)
     return 1;
 }
 
-/* Fresh pages cost a fault each on first touch: take them once here, in
- * huge pages where the kernel allows, instead of during the first runs. */
+/* Fresh pages cost a fault each on first touch: take them once here
+ * instead of during the first runs. */
 static void *alloc_touched(size_t bytes)
 {
     if (bytes == 0) return NULL;
-    size_t size = align_up(bytes, TD_HUGE_PAGE);
-    void *m = aligned_alloc(TD_HUGE_PAGE, size);
-    if (!m) return NULL;
-    madvise(m, size, MADV_HUGEPAGE);
-    memset(m, 0, size);
+    void *m = td_alloc_large(bytes);
+    if (m) memset(m, 0, bytes);
     return m;
 }
 

@@ -3,8 +3,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "graph/memory.h"
 #include "graph/rng.h"
 #include "io/ioutil.h"
 
@@ -18,15 +18,7 @@ void td_dataset_free(struct td_dataset *d)
 
 float *td_dataset_alloc_floats(size_t n)
 {
-    /* First touch of fresh 4 KiB pages dominates loading a large data set
-     * (~13 us each on these VMs); 2 MiB pages take that down to a few ms. */
-    const size_t huge = (size_t)2 << 20;
-    size_t bytes = n * sizeof(float);
-    if (bytes < huge) return malloc(bytes ? bytes : 1);
-    bytes = (bytes + huge - 1) / huge * huge;
-    float *p = aligned_alloc(huge, bytes);
-    if (p) madvise(p, bytes, MADV_HUGEPAGE);
-    return p;
+    return td_alloc_large(n * sizeof(float));
 }
 
 int64_t td_dataset_sample_numel(const struct td_dataset *d)

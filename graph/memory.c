@@ -1,0 +1,15 @@
+#include "graph/memory.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define TD_HUGE_PAGE ((size_t)2 << 20)
+
+void *td_alloc_large(size_t bytes)
+{
+    size_t align = bytes >= TD_HUGE_PAGE ? TD_HUGE_PAGE : 64;
+    size_t size = bytes ? (bytes + align - 1) / align * align : align;
+    void *m = aligned_alloc(align, size);
+    if (m && align == TD_HUGE_PAGE) madvise(m, size, MADV_HUGEPAGE);
+    return m;
+}
