@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "io/h5data.h"
 #include "io/idx.h"
+#include "io/ioutil.h"
 #include "io/weights.h"
 #include "tools/cli.h"
 #include "tools/step_graph.h"
@@ -41,15 +41,6 @@ struct td_trainer {
     uint64_t seed;
 };
 
-static enum td_status failf(char *err, size_t errlen, enum td_status s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -73,10 +64,10 @@ static enum td_status load_data(struct td_trainer *t, char *err, size_t errlen)
     }
     if (st != TD_OK) return st;
     if (t->has_test && (td_dataset_sample_numel(&t->test) != td_dataset_sample_numel(&t->train)))
-        return failf(err, errlen, TD_ERR_FORMAT,
-                     "test samples have %lld values, training samples %lld",
-                     (long long)td_dataset_sample_numel(&t->test),
-                     (long long)td_dataset_sample_numel(&t->train));
+        return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                          "test samples have %lld values, training samples %lld",
+                          (long long)td_dataset_sample_numel(&t->test),
+                          (long long)td_dataset_sample_numel(&t->train));
     if (t->has_test && t->test.classes > t->train.classes) t->train.classes = t->test.classes;
     return TD_OK;
 }
@@ -89,21 +80,21 @@ static int classes_of(const struct td_trainer *t)
 static enum td_status build(struct td_trainer *t, char *err, size_t errlen)
 {
     const struct td_model_info *info = td_model_find(t->cfg.model);
-    if (!info) return failf(err, errlen, TD_ERR_ARG, "unknown model '%s'", t->cfg.model);
+    if (!info) return td_io_errf(TD_ERR_ARG, err, errlen, "unknown model '%s'", t->cfg.model);
     t->g = td_graph_new(t->seed);
-    if (!t->g) return failf(err, errlen, TD_ERR_NOMEM, "out of memory");
+    if (!t->g) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     if (td_model_build(info, t->g, (int)t->cfg.batch, &t->train.sample_shape, classes_of(t),
                        &t->m) != TD_OK)
-        return failf(err, errlen, td_graph_status(t->g), "model %s: %s", info->name,
-                     td_graph_error(t->g));
+        return td_io_errf(td_graph_status(t->g), err, errlen, "model %s: %s", info->name,
+                          td_graph_error(t->g));
     t->p = td_graph_params(t->g);
     int64_t nx = td_shape_numel(td_node_shape(t->m.x));
     t->x = calloc((size_t)nx, sizeof(float));
     t->y = calloc((size_t)t->cfg.batch, sizeof(int32_t));
-    if (!t->x || !t->y) return failf(err, errlen, TD_ERR_NOMEM, "out of memory");
+    if (!t->x || !t->y) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     enum td_status st = td_step_graph_init(&t->step, t->g, t->m.loss);
-    if (st == TD_ERR_NOMEM) return failf(err, errlen, st, "out of memory");
-    if (st != TD_OK) return failf(err, errlen, st, "%s", td_graph_error(t->g));
+    if (st == TD_ERR_NOMEM) return td_io_errf(st, err, errlen, "out of memory");
+    if (st != TD_OK) return td_io_errf(st, err, errlen, "%s", td_graph_error(t->g));
     return TD_OK;
 }
 
@@ -126,8 +117,8 @@ static enum td_status make_optimizer(struct td_trainer *t, char *err, size_t err
     if (c->lookahead && !strcmp(c->lookahead, "gradient"))
         oc.lookahead = TD_LOOKAHEAD_GRADIENT;
     else if (c->lookahead && strcmp(c->lookahead, "momentum"))
-        return failf(err, errlen, TD_ERR_ARG, "unknown lookahead '%s' (momentum or gradient)",
-                     c->lookahead);
+        return td_io_errf(TD_ERR_ARG, err, errlen, "unknown lookahead '%s' (momentum or gradient)",
+                          c->lookahead);
     oc.seed = t->seed;
     oc.num_threads = t->num_threads;
     t->opt = td_optim_new(c->optimizer, &oc, t->p, err, errlen);
@@ -144,8 +135,8 @@ static enum td_status make_optimizer(struct td_trainer *t, char *err, size_t err
         t->sched.step_size = steps / 3 > 0 ? steps / 3 : 1;
         t->sched.gamma = 0.1f;
     } else if (strcmp(c->schedule, "constant")) {
-        return failf(err, errlen, TD_ERR_ARG, "unknown schedule '%s' (constant, cosine or step)",
-                     c->schedule);
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "unknown schedule '%s' (constant, cosine or step)", c->schedule);
     }
     return td_schedule_check(&t->sched, err, errlen);
 }
@@ -181,7 +172,7 @@ static void out_path(const struct td_trainer *t, const char *file, char *buf, si
 static enum td_status save_checkpoint(struct td_trainer *t, char *err, size_t errlen)
 {
     struct td_ckpt_entry *e = calloc((size_t)t->p->count + 4 + TD_CKPT_STATE_ENTRIES, sizeof(*e));
-    if (!e) return failf(err, errlen, TD_ERR_NOMEM, "out of memory");
+    if (!e) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     struct td_batch_pos pos = td_batcher_tell(&t->batcher);
     int64_t ints[2] = {td_optim_steps(t->opt), pos.index};
     uint64_t uints[1] = {pos.epoch};
@@ -197,7 +188,7 @@ static enum td_status load_checkpoint(struct td_trainer *t, const char *path, ch
                                       size_t errlen)
 {
     struct td_ckpt_entry *e = calloc((size_t)t->p->count + 4 + TD_CKPT_STATE_ENTRIES, sizeof(*e));
-    if (!e) return failf(err, errlen, TD_ERR_NOMEM, "out of memory");
+    if (!e) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     int64_t ints[2] = {0, 0};
     uint64_t uints[1] = {0};
     int n = ckpt_entries(t, e, ints, uints);
@@ -240,7 +231,7 @@ static FILE *open_log(const struct td_trainer *t, const char *file, const char *
     while (old && fgets(line, sizeof(line), old))
         if (strchr(line, '\n') && sscanf(line, "%lld,", &key) == 1 && key <= limit) fputs(line, f);
     if (old) fclose(old);
-    int ok = fclose(f) == 0 && rename(tmp, path) == 0;
+    int ok = fclose(f) == 0 && td_io_commit(tmp, path, NULL, 0) == TD_OK;
     return ok ? fopen(path, "a") : NULL;
 }
 
@@ -248,7 +239,7 @@ struct td_trainer *td_trainer_new(const struct td_train_config *cfg, char *err, 
 {
     struct td_trainer *t = calloc(1, sizeof(*t));
     if (!t) {
-        failf(err, errlen, TD_ERR_NOMEM, "out of memory");
+        td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
         return NULL;
     }
     t->cfg = *cfg;
@@ -266,7 +257,7 @@ struct td_trainer *td_trainer_new(const struct td_train_config *cfg, char *err, 
         struct td_compile_options co = {.num_threads = t->num_threads};
         t->eval_plan = t->grad_plan ? td_compile(t->g, &logits, 1, &co) : NULL;
         if (!t->eval_plan)
-            st = failf(err, errlen, td_graph_status(t->g), "%s", td_graph_error(t->g));
+            st = td_io_errf(td_graph_status(t->g), err, errlen, "%s", td_graph_error(t->g));
         else {
             struct td_plan_stats s;
             td_plan_get_stats(t->grad_plan, &s);
@@ -276,7 +267,7 @@ struct td_trainer *td_trainer_new(const struct td_train_config *cfg, char *err, 
     if (st == TD_OK && cfg->resume) {
         char msg[TD_MSG_MAX];
         st = load_checkpoint(t, cfg->resume, msg, sizeof(msg));
-        if (st != TD_OK) failf(err, errlen, st, "cannot resume: %s", msg);
+        if (st != TD_OK) td_io_errf(st, err, errlen, "cannot resume: %s", msg);
     }
     if (st != TD_OK) {
         td_trainer_free(t);
@@ -329,7 +320,7 @@ enum td_status td_trainer_evaluate(struct td_trainer *t, const struct td_dataset
     int classes = classes_of(t);
     while ((n = td_batcher_next(&b, t->x, t->y)) > 0) {
         if (td_run(t->eval_plan, feeds, 1) != TD_OK) {
-            st = failf(err, errlen, TD_ERR_NUMERIC, "%s", td_plan_error(t->eval_plan));
+            st = td_io_errf(TD_ERR_NUMERIC, err, errlen, "%s", td_plan_error(t->eval_plan));
             break;
         }
         score(td_plan_output(t->eval_plan, 0), t->y, n, classes, &total, &correct);
@@ -354,10 +345,11 @@ static enum td_status diagnose(struct td_trainer *t, int hvp, const struct td_fe
     long long step = td_optim_steps(t->opt) + 1;
     struct td_plan *check = compile_train_plan(t, hvp, 1);
     if (!check)
-        return failf(err, errlen, TD_ERR_NUMERIC, "step %lld: non-finite loss or gradient", step);
+        return td_io_errf(TD_ERR_NUMERIC, err, errlen, "step %lld: non-finite loss or gradient",
+                          step);
     enum td_status st = td_run(check, feeds, 2);
-    failf(err, errlen, TD_ERR_NUMERIC, "step %lld: %s; parameters are those before this step", step,
-          st == TD_ERR_NUMERIC ? td_plan_error(check) : "non-finite loss or gradient");
+    td_io_errf(TD_ERR_NUMERIC, err, errlen, "step %lld: %s; parameters are those before this step",
+               step, st == TD_ERR_NUMERIC ? td_plan_error(check) : "non-finite loss or gradient");
     td_plan_free(check);
     return TD_ERR_NUMERIC;
 }
@@ -370,21 +362,21 @@ static enum td_status train_step(struct td_trainer *t, double *loss, FILE *log, 
     if (hvp && !t->hvp_plan) {
         t->hvp_plan = compile_train_plan(t, 1, 0);
         if (!t->hvp_plan)
-            return failf(err, errlen, td_graph_status(t->g), "%s", td_graph_error(t->g));
+            return td_io_errf(td_graph_status(t->g), err, errlen, "%s", td_graph_error(t->g));
     }
     if (td_optim_direction(t->opt, t->p) != TD_OK)
-        return failf(err, errlen, TD_ERR_STATE, "%s", td_optim_error(t->opt));
+        return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
     struct td_feed feeds[2] = {{t->m.x, t->x}, {t->m.labels, t->y}};
     struct td_plan *plan = hvp ? t->hvp_plan : t->grad_plan;
     if (td_run(plan, feeds, 2) != TD_OK)
-        return failf(err, errlen, TD_ERR_ARG, "%s", td_plan_error(plan));
+        return td_io_errf(TD_ERR_ARG, err, errlen, "%s", td_plan_error(plan));
     *loss = td_plan_output(plan, 0)[0];
     if (!isfinite(*loss) || !all_finite(t->p->grad, t->p->total) ||
         (hvp && !all_finite(t->p->tangent, t->p->total)))
         return diagnose(t, hvp, feeds, err, errlen);
     float lr = td_schedule_lr(&t->sched, td_optim_steps(t->opt));
     if (td_optim_step(t->opt, t->p, lr) != TD_OK)
-        return failf(err, errlen, TD_ERR_STATE, "%s", td_optim_error(t->opt));
+        return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
     const struct td_optim_stats *s = td_optim_last_stats(t->opt);
     if (log)
         fprintf(log, "%lld,%lld,%.7g,%.7g,%.7g,%d\n", (long long)td_optim_steps(t->opt),
@@ -404,8 +396,8 @@ enum td_status td_trainer_run(struct td_trainer *t, td_progress_fn progress, voi
                               char *err, size_t errlen)
 {
     if (mkdir(t->cfg.out, 0755) != 0 && errno != EEXIST)
-        return failf(err, errlen, TD_ERR_IO, "%s: cannot create directory: %s", t->cfg.out,
-                     strerror(errno));
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot create directory: %s", t->cfg.out,
+                          strerror(errno));
     int resumed = t->cfg.resume != NULL;
     FILE *log = open_log(t, "train_log.csv", "step,epoch,loss,lr,grad_norm,used_tangent\n", resumed,
                          td_optim_steps(t->opt));
@@ -415,7 +407,7 @@ enum td_status td_trainer_run(struct td_trainer *t, td_progress_fn progress, voi
     if (!log || !epochs) {
         if (log) fclose(log);
         if (epochs) fclose(epochs);
-        return failf(err, errlen, TD_ERR_IO, "%s: cannot write the training logs", t->cfg.out);
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write the training logs", t->cfg.out);
     }
     enum td_status st = TD_OK;
     long long per_epoch = td_batcher_num_batches(&t->batcher);
