@@ -34,6 +34,13 @@ struct td_entry {
     long long runs;
 };
 
+/* The first failure a kernel reported during the current run (td_exec_fail). */
+struct td_run_status {
+    int failed;
+    enum td_status code;
+    char msg[TD_MSG_MAX];
+};
+
 struct td_step {
     int first, count; /* into plan->order */
     int concurrent;
@@ -63,6 +70,7 @@ struct td_plan {
     int num_inplace;
     dnnl_engine_t engine;
     dnnl_stream_t *streams; /* one per thread slot */
+    struct td_run_status run_status;
     char msg[TD_MSG_MAX];
 };
 

@@ -6,8 +6,28 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+void td_exec_fail(const struct td_exec *ex, enum td_status code, const char *fmt, ...)
+{
+    struct td_run_status *rs = ex->status;
+    char label[TD_MSG_MAX / 4], text[TD_MSG_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+#pragma omp critical(td_exec_fail)
+    {
+        if (!rs->failed) {
+            rs->failed = 1;
+            rs->code = code;
+            snprintf(rs->msg, sizeof(rs->msg), "run: %s %s: %s", td_node_op_name(ex->node),
+                     td_node_label(ex->node, label, sizeof(label)), text);
+        }
+    }
+}
 
 static void run_entry(struct td_plan *p, int k, int slot)
 {
@@ -19,6 +39,7 @@ static void run_entry(struct td_plan *p, int k, int slot)
         .scratch = p->scratch ? p->scratch + (size_t)slot * p->scratch_slot : NULL,
         .nthreads = e->nthreads,
         .stream = p->streams[slot],
+        .status = &p->run_status,
     };
     for (int s = 0; s < e->node->n_src; s++) ex.in[s] = p->ptr[e->src[s]];
     if (!p->profile) {
@@ -95,6 +116,7 @@ static enum td_status bind_feeds(struct td_plan *p, const struct td_feed *feeds,
 enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feeds)
 {
     p->msg[0] = '\0';
+    p->run_status.failed = 0;
     enum td_status st = bind_feeds(p, feeds, n_feeds);
     if (st != TD_OK) return st;
     int saved = omp_get_max_threads(), current = saved;
@@ -113,7 +135,12 @@ enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feed
             for (int i = step->first; i < step->first + step->count; i++)
                 run_entry(p, p->order[i], omp_get_thread_num());
         }
-        if (p->check_numerics) st = check_step(p, step);
+        if (p->run_status.failed) {
+            st = p->run_status.code;
+            snprintf(p->msg, sizeof(p->msg), "%s", p->run_status.msg);
+        } else if (p->check_numerics) {
+            st = check_step(p, step);
+        }
     }
     if (current != saved) omp_set_num_threads(saved);
     if (st != TD_OK) return st;

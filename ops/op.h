@@ -23,6 +23,8 @@ enum td_op_trait {
     TD_TRAIT_NONDIFF = 1u << 2,     /* piecewise constant or integer: derivatives are zero */
 };
 
+struct td_run_status;
+
 /* Everything a kernel needs for one execution of one node. */
 struct td_exec {
     const struct td_node *node;
@@ -32,7 +34,17 @@ struct td_exec {
     void *scratch;        /* op->prepare's scratch_bytes for this execution */
     int nthreads;         /* threads this kernel may use; 1 inside a concurrent group */
     dnnl_stream_t stream; /* a stream usable by the calling thread */
+    struct td_run_status *status; /* where td_exec_fail reports; owned by the plan */
 };
+
+/* Reports that the node's input data is unusable (an id outside a table, say):
+ * the run stops after the current step and td_run returns `code` with the
+ * message "run: <op> <label>: <text>". The first report of a run wins; later
+ * ones are dropped. Safe to call from several threads. The kernel must still
+ * return normally without reading or writing out of bounds; its output is
+ * then unspecified. */
+void td_exec_fail(const struct td_exec *ex, enum td_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* `for (int64_t i = 0; i < n; i++) { body }` on `nthreads` threads with a
  * static schedule, so each element's work is the same for any thread count.
