@@ -15,10 +15,13 @@
 #include "optim/optim.h"
 #include "optim/schedule.h"
 #include "optim/reduce.h"
+#include "optim/step_graph.h"
+#include "optim/train.h"
 #include "io/dataset.h"
 #include "io/idx.h"
 #include "io/h5data.h"
 #include "io/weights.h"
 #include "io/checkpoint.h"
+#include "io/source.h"
 
 #endif

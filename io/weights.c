@@ -7,17 +7,38 @@
 #include "io/h5util.h"
 #include "io/ioutil.h"
 
+/* The one dataset name reserved for metadata (see weights.h). */
+#define TD_WEIGHTS_VOCAB "vocab"
+
 struct weights_write {
     const struct td_params *p;
+    const struct td_weights_meta *meta;
     const char *path;
 };
 
+static enum td_status write_meta(hid_t file, const struct td_weights_meta *m, const char *path,
+                                 char *err, size_t errlen)
+{
+    enum td_status st = TD_OK;
+    if (m->model) st = td_h5_write_str_attr(file, "model", m->model, path, err, errlen);
+    if (st == TD_OK && m->model_config)
+        st = td_h5_write_str_attr(file, "model_config", m->model_config, path, err, errlen);
+    if (st == TD_OK && m->vocab && m->vocab_size > 0) {
+        struct td_shape s = TD_SHAPE(m->vocab_size);
+        st = td_h5_write(file, TD_WEIGHTS_VOCAB, H5T_NATIVE_UINT8, H5T_STD_U8LE, &s, m->vocab, path,
+                         err, errlen);
+    }
+    return st;
+}
+
 static enum td_status write_params(hid_t file, const void *ctx, char *err, size_t errlen)
 {
-    const struct td_params *p = ((const struct weights_write *)ctx)->p;
-    const char *path = ((const struct weights_write *)ctx)->path;
+    const struct weights_write *w = ctx;
+    const struct td_params *p = w->p;
+    const char *path = w->path;
     enum td_status st = td_h5_write_str_attr(file, "framework", "tandem", path, err, errlen);
     if (st == TD_OK) st = td_h5_write_str_attr(file, "version", TD_VERSION, path, err, errlen);
+    if (st == TD_OK && w->meta) st = write_meta(file, w->meta, path, err, errlen);
     if (st != TD_OK) return st;
     const char **names = malloc((size_t)(p->count > 0 ? p->count : 1) * sizeof(*names));
     if (!names) return td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory", path);
@@ -32,12 +53,51 @@ static enum td_status write_params(hid_t file, const void *ctx, char *err, size_
     return st;
 }
 
+enum td_status td_weights_export_meta(const struct td_params *p, const struct td_weights_meta *meta,
+                                      const char *path, char *err, size_t errlen)
+{
+    if (!p || !path) return td_io_errf(TD_ERR_ARG, err, errlen, "weights export: NULL argument");
+    if (meta && meta->vocab_size > 0 && td_params_find(p, TD_WEIGHTS_VOCAB) >= 0)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "weights export: a parameter is named '%s', the name of the "
+                          "vocabulary dataset",
+                          TD_WEIGHTS_VOCAB);
+    struct weights_write w = {p, meta, path};
+    return td_h5_write_atomic(path, write_params, &w, err, errlen);
+}
+
 enum td_status td_weights_export(const struct td_params *p, const char *path, char *err,
                                  size_t errlen)
 {
-    if (!p || !path) return td_io_errf(TD_ERR_ARG, err, errlen, "weights export: NULL argument");
-    struct weights_write w = {p, path};
-    return td_h5_write_atomic(path, write_params, &w, err, errlen);
+    return td_weights_export_meta(p, NULL, path, err, errlen);
+}
+
+/* An absent attribute reads as "". */
+static enum td_status read_optional_str(hid_t file, const char *name, char *buf, size_t len,
+                                        const char *path, char *err, size_t errlen)
+{
+    buf[0] = '\0';
+    if (H5Aexists(file, name) <= 0) return TD_OK;
+    return td_h5_read_str_attr(file, name, buf, len, path, err, errlen);
+}
+
+enum td_status td_weights_read_meta(const char *path, char *model, char *model_config, size_t len,
+                                    char *err, size_t errlen)
+{
+    if (!path || !model || !model_config || len == 0)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "weights metadata: NULL argument");
+    struct td_h5_quiet q;
+    td_h5_quiet_begin(&q);
+    hid_t file;
+    enum td_status st = td_h5_open_read(path, &file, err, errlen);
+    if (st == TD_OK) {
+        st = read_optional_str(file, "model", model, len, path, err, errlen);
+        if (st == TD_OK)
+            st = read_optional_str(file, "model_config", model_config, len, path, err, errlen);
+        H5Fclose(file);
+    }
+    td_h5_quiet_end(&q);
+    return st;
 }
 
 /* Pass one: the parameter's dataset exists with float32 type and its shape. */
@@ -79,7 +139,8 @@ static herr_t visit_extra(hid_t obj, const char *name, const H5O_info_t *info, v
 {
     (void)obj;
     struct extra_scan *s = data;
-    if (info->type == H5O_TYPE_DATASET && td_params_find(s->p, name) < 0) {
+    if (info->type == H5O_TYPE_DATASET && td_params_find(s->p, name) < 0 &&
+        strcmp(name, TD_WEIGHTS_VOCAB) != 0) {
         if (s->count++ == 0) snprintf(s->first, sizeof(s->first), "%s", name);
     }
     return 0;

@@ -3,11 +3,18 @@
  * dataset `weight` in group `fc1`) with its true shape (dense weights are
  * [out, in], as torch.nn.Linear stores them). The root group carries the
  * attributes framework = "tandem", version = TD_VERSION and param_order, an
- * array of the parameter names in creation order. */
+ * array of the parameter names in creation order.
+ *
+ * Optional metadata lets a file rebuild its model on its own: root string
+ * attributes `model` (a model-zoo name) and `model_config` (the model's
+ * options, "layers=4 d_model=256 ..."), and, for text models, dataset
+ * `vocab` (uint8 [V], the byte of each token id). `vocab` is the one
+ * dataset name reserved for metadata: importing skips it. */
 #ifndef TD_WEIGHTS_H
 #define TD_WEIGHTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "graph/graph.h"
 
@@ -23,6 +30,28 @@
  * parameters), with a message in err. */
 enum td_status td_weights_export(const struct td_params *p, const char *path, char *err,
                                  size_t errlen);
+
+/* What a weights file records besides the parameters. Every field may be
+ * NULL (or vocab_size 0): it is then not written. The caller owns the
+ * strings and bytes. */
+struct td_weights_meta {
+    const char *model;        /* zoo name, e.g. "gpt" */
+    const char *model_config; /* the model's options as "key=value" words */
+    const uint8_t *vocab;     /* vocab_size bytes, strictly increasing */
+    int vocab_size;
+};
+
+/* td_weights_export with metadata (meta may be NULL). Same errors. */
+enum td_status td_weights_export_meta(const struct td_params *p, const struct td_weights_meta *meta,
+                                      const char *path, char *err, size_t errlen);
+
+/* Reads the metadata attributes of a weights file: model and model_config
+ * into the caller's buffers (each `len` bytes; "" when the file has none).
+ * The vocabulary is read by td_vocab_load (io/text.h). Returns TD_OK,
+ * TD_ERR_IO (missing file) or TD_ERR_FORMAT (not HDF5, an attribute that is
+ * not a string), with a message naming the file. */
+enum td_status td_weights_read_meta(const char *path, char *model, char *model_config, size_t len,
+                                    char *err, size_t errlen);
 
 /* Reads every parameter of p from path into p->value. Every parameter must
  * be present as a float32 dataset of exactly its shape, and (unless flags

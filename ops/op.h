@@ -30,10 +30,10 @@ struct td_exec {
     const struct td_node *node;
     void *out;
     const void *in[TD_MAX_SRC];
-    void *state;          /* what op->prepare stored, or NULL */
-    void *scratch;        /* op->prepare's scratch_bytes for this execution */
-    int nthreads;         /* threads this kernel may use; 1 inside a concurrent group */
-    dnnl_stream_t stream; /* a stream usable by the calling thread */
+    void *state;                  /* what op->prepare stored, or NULL */
+    void *scratch;                /* op->prepare's scratch_bytes for this execution */
+    int nthreads;                 /* threads this kernel may use; 1 inside a concurrent group */
+    dnnl_stream_t stream;         /* a stream usable by the calling thread */
     struct td_run_status *status; /* where td_exec_fail reports; owned by the plan */
 };
 

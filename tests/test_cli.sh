@@ -37,8 +37,8 @@ if head -1 "$work/g.dot" | grep -q "^digraph" && [ "$(grep -c -- '->' "$work/g.d
 expect "check agrees with finite differences" 0 "derivatives agree" -- "$tandem" check --batch 32
 expect "check on a smooth model over all parameters" 0 "derivatives agree" -- \
     "$tandem" check --model mlp-gelu --all-params --batch 32
-expect "train" 0 "epoch +3 .*test acc" -- "$tandem" train "${data[@]}" --epochs 3 --out "$work/a"
-acc=$(awk -F, 'NR == 4 { printf "%.2f", 100 * $4 }' "$work/a/epochs.csv")
+expect "train" 0 "epoch +3.00 .*test acc" -- "$tandem" train "${data[@]}" --epochs 3 --out "$work/a"
+acc=$(awk -F, 'NR == 4 { printf "%.2f", 100 * $5 }' "$work/a/evals.csv")
 if awk -v a="$acc" 'BEGIN { exit !(a > 90) }'; then ok "learns the synthetic classes ($acc%)"
 else bad "test accuracy $acc% after 3 epochs"; fi
 lines=$(wc -l < "$work/a/train_log.csv")

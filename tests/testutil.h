@@ -86,6 +86,12 @@ void tu_assert_eval_init(struct tu_eval *e, struct td_graph *g, struct td_node *
                          int n_out, const struct td_compile_options *opts);
 void tu_assert_eval_run(struct tu_eval *e, const struct td_feed *feeds, int n_feeds);
 
+/* ---- files ---- */
+
+/* Removes path and everything under it (a test's temporary directory).
+ * Returns 0, or -1 when something could not be removed. */
+int tu_remove_tree(const char *path);
+
 /* ---- suites ---- */
 
 /* Runs one suite without forking (libgomp threads do not survive fork) and

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/models/models.h"
-#include "tools/step_graph.h"
+#include "tools/setup.h"
+#include "optim/step_graph.h"
 
 static const char usage[] =
     "usage: tandem-bench [--model NAME] [--batch N] [--threads N] [--steps N] [--warmup N]\n";
@@ -53,10 +53,15 @@ int main(int argc, char **argv)
     const char *model = "mlp";
     long long batch = 128, threads = 0, steps = 50, warmup = 20;
     int profile = 0;
+    struct td_model_config mc = {.dropout = -1};
     const struct td_opt opts[] = {
-        {"--model", TD_OPT_STR, &model, 0, 0},        {"--batch", TD_OPT_INT, &batch, 1, 1 << 20},
-        {"--threads", TD_OPT_INT, &threads, 1, 1024}, {"--steps", TD_OPT_INT, &steps, 1, 1e9},
-        {"--warmup", TD_OPT_INT, &warmup, 0, 1e9},    {"--profile", TD_OPT_FLAG, &profile, 0, 0},
+        TD_MODEL_OPTS(mc),
+        {"--model", TD_OPT_STR, &model, 0, 0},
+        {"--batch", TD_OPT_INT, &batch, 1, 1 << 20},
+        {"--threads", TD_OPT_INT, &threads, 1, 1024},
+        {"--steps", TD_OPT_INT, &steps, 1, 1e9},
+        {"--warmup", TD_OPT_INT, &warmup, 0, 1e9},
+        {"--profile", TD_OPT_FLAG, &profile, 0, 0},
     };
     int r = td_cli_parse("bench", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
@@ -67,8 +72,8 @@ int main(int argc, char **argv)
     }
     struct td_graph *g = td_graph_new(1);
     struct td_model m;
-    struct td_shape sample = TD_SHAPE(784);
-    td_model_build(info, g, (int)batch, &sample, 10, &m);
+    struct td_data_desc data = td_model_synthetic_data(info);
+    td_model_build(info, g, (int)batch, &data, &mc, &m);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr;
     struct td_plan *gp = NULL, *hp = NULL;
@@ -81,11 +86,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tandem-bench: %s\n", td_graph_error(g));
         return 1;
     }
-    int64_t nx = td_shape_numel(td_node_shape(m.x));
-    float *x = malloc((size_t)nx * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
-    for (int64_t i = 0; i < nx; i++) x[i] = td_rng_uniform(7, 1, (uint64_t)i);
-    for (int64_t i = 0; i < batch; i++) y[i] = (int32_t)(td_rng_u64(7, 2, (uint64_t)i) % 10);
+    int64_t nx = td_shape_numel(td_node_shape(m.x)), ny = td_shape_numel(td_node_shape(m.labels));
+    void *x = malloc((size_t)nx * 4);
+    int32_t *y = malloc((size_t)ny * sizeof(int32_t));
+    td_model_random_batch(&m, &data, 7, x, y);
     for (size_t i = 0; i < p->total; i++) p->dir[i] = 1e-3f * td_rng_normal(7, 3, i);
     struct td_feed feeds[2] = {{m.x, x}, {m.labels, y}};
     double tg = time_plan(gp, feeds, warmup, steps);

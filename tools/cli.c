@@ -14,10 +14,13 @@ static int set_value(const char *cmd, const struct td_opt *o, const char *text)
         *(const char **)o->out = text;
         return 1;
     }
-    if (o->kind == TD_OPT_INT) {
+    if (o->kind == TD_OPT_INT || o->kind == TD_OPT_INT32) {
         long long v = strtoll(text, &end, 10);
         if (!errno && end != text && !*end && v >= o->lo && v <= o->hi) {
-            *(long long *)o->out = v;
+            if (o->kind == TD_OPT_INT)
+                *(long long *)o->out = v;
+            else
+                *(int *)o->out = (int)v;
             return 1;
         }
         fprintf(stderr, "tandem %s: bad value for %s: '%s' (an integer from %.0f to %.0f)\n", cmd,

@@ -7,6 +7,7 @@
 enum td_opt_kind {
     TD_OPT_STR,   /* const char ** */
     TD_OPT_INT,   /* long long *, within [lo, hi] */
+    TD_OPT_INT32, /* int *, within [lo, hi] */
     TD_OPT_FLOAT, /* double *, within [lo, hi] */
     TD_OPT_FLAG,  /* int *, set to 1; takes no value */
 };

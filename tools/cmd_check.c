@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/models/models.h"
-#include "tools/step_graph.h"
+#include "tools/setup.h"
+#include "optim/step_graph.h"
 
 static const char usage[] =
     "usage: tandem check [--model NAME] [--batch N] [--threads N] [--seed N] [--eps X]\n"
@@ -23,6 +23,7 @@ static const char usage[] =
 
 struct check_opts {
     const char *model;
+    struct td_model_config mc;
     long long batch, threads, seed;
     double eps;
     int all_params;
@@ -30,7 +31,7 @@ struct check_opts {
 
 static int parse(int argc, char **argv, struct check_opts *o)
 {
-    *o = (struct check_opts){"mlp", 128, 0, 1, 1e-2, 0};
+    *o = (struct check_opts){"mlp", {.dropout = -1}, 128, 0, 1, 1e-2, 0};
     const struct td_opt opts[] = {
         {"--model", TD_OPT_STR, &o->model, 0, 0},
         {"--batch", TD_OPT_INT, &o->batch, 1, 1 << 20},
@@ -38,6 +39,7 @@ static int parse(int argc, char **argv, struct check_opts *o)
         {"--seed", TD_OPT_INT, &o->seed, 0, 9e15},
         {"--eps", TD_OPT_FLOAT, &o->eps, 1e-6, 1},
         {"--all-params", TD_OPT_FLAG, &o->all_params, 0, 0},
+        TD_MODEL_OPTS(o->mc),
     };
     return td_cli_parse("check", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
 }
@@ -54,8 +56,8 @@ int td_cmd_check(int argc, char **argv)
     }
     struct td_graph *g = td_graph_new((uint64_t)o.seed);
     struct td_model m;
-    struct td_shape sample = TD_SHAPE(784);
-    td_model_build(info, g, (int)o.batch, &sample, 10, &m);
+    struct td_data_desc data = td_model_synthetic_data(info);
+    td_model_build(info, g, (int)o.batch, &data, &o.mc, &m);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr = {0};
     struct td_plan *plan = NULL;
@@ -67,15 +69,13 @@ int td_cmd_check(int argc, char **argv)
         fprintf(stderr, "tandem check: %s\n", td_graph_error(g));
         return 1;
     }
-    int64_t nx = td_shape_numel(td_node_shape(m.x));
-    float *x = malloc((size_t)nx * sizeof(float));
-    int32_t *y = malloc((size_t)o.batch * sizeof(int32_t));
+    int64_t nx = td_shape_numel(td_node_shape(m.x)), ny = td_shape_numel(td_node_shape(m.labels));
+    void *x = malloc((size_t)nx * 4);
+    int32_t *y = malloc((size_t)ny * sizeof(int32_t));
     size_t P = p->total;
     float *theta = malloc(P * sizeof(float)), *g0 = malloc(P * sizeof(float));
     float *hd = malloc(P * sizeof(float)), *gp = malloc(P * sizeof(float));
-    for (int64_t i = 0; i < nx; i++) x[i] = td_rng_uniform((uint64_t)o.seed, 1, (uint64_t)i);
-    for (int64_t i = 0; i < o.batch; i++)
-        y[i] = (int32_t)(td_rng_u64((uint64_t)o.seed, 2, (uint64_t)i) % 10);
+    td_model_random_batch(&m, &data, (uint64_t)o.seed, x, y);
     /* The output layer is the last dense layer: its weight and bias. */
     size_t first = o.all_params ? 0 : p->info[p->count >= 2 ? p->count - 2 : 0].offset;
     for (size_t i = 0; i < P; i++)

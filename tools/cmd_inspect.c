@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/models/models.h"
-#include "tools/step_graph.h"
+#include "tools/setup.h"
+#include "optim/step_graph.h"
 
 static const char usage[] =
     "usage: tandem inspect [--model NAME] [--batch N] [--graph forward|grad|hvp]\n"
@@ -114,9 +114,13 @@ int td_cmd_inspect(int argc, char **argv)
 {
     const char *model = "mlp", *which = "forward", *dot = NULL;
     long long batch = 128, threads = 0;
+    struct td_model_config mc = {.dropout = -1};
     const struct td_opt opts[] = {
-        {"--model", TD_OPT_STR, &model, 0, 0},        {"--batch", TD_OPT_INT, &batch, 1, 1 << 20},
-        {"--graph", TD_OPT_STR, &which, 0, 0},        {"--dot", TD_OPT_STR, &dot, 0, 0},
+        TD_MODEL_OPTS(mc),
+        {"--model", TD_OPT_STR, &model, 0, 0},
+        {"--batch", TD_OPT_INT, &batch, 1, 1 << 20},
+        {"--graph", TD_OPT_STR, &which, 0, 0},
+        {"--dot", TD_OPT_STR, &dot, 0, 0},
         {"--threads", TD_OPT_INT, &threads, 1, 1024},
     };
     int r = td_cli_parse("inspect", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -134,10 +138,10 @@ int td_cmd_inspect(int argc, char **argv)
     }
     struct td_graph *g = td_graph_new(1);
     struct td_model m;
-    struct td_shape sample = TD_SHAPE(784);
+    struct td_data_desc data = td_model_synthetic_data(info);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr = {0};
-    enum td_status st = td_model_build(info, g, (int)batch, &sample, 10, &m);
+    enum td_status st = td_model_build(info, g, (int)batch, &data, &mc, &m);
     if (st == TD_OK) st = td_step_graph_init(&sgr, g, m.loss);
     if (st != TD_OK) {
         fprintf(stderr, "tandem inspect: %s\n",

@@ -1,5 +1,5 @@
 /* `tandem train` and `tandem eval`: the command-line front end of the
- * training loop in tools/trainer.c. */
+ * training loop (optim/train.h) for the models of the zoo. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,7 +7,7 @@
 
 #include "io/idx.h"
 #include "tools/cli.h"
-#include "tools/trainer.h"
+#include "tools/setup.h"
 
 static const char train_usage[] =
     "usage: tandem train [options]\n"
@@ -19,153 +19,260 @@ static const char train_usage[] =
     "                      adahessian, sophia (default tangent-sgd)\n"
     "  --lr X              base learning rate (default: the optimizer's)\n"
     "  --momentum X        momentum (sgd family, tangent-sgd, curv-sgd)\n"
+    "  --beta1 X, --beta2 X  Adam-family moment decay rates (default 0.9, 0.999)\n"
     "  --weight-decay X    weight decay (L2, or decoupled for adamw and the Hutchinson methods)\n"
     "  --clip X            clip the gradient's global norm to X (0: off)\n"
     "  --lookahead MODE    tangent-sgd's direction: momentum (Nesterov-style, default)\n"
     "                      or gradient (extragradient-style)\n"
     "  --schedule NAME     constant, cosine or step (default cosine)\n"
     "  --warmup N          linear warmup steps (default 0)\n"
-    "  --epochs N          epochs in total (default 10)\n"
+    "  --min-lr X          the cosine schedule's final rate (default 0)\n"
+    "  --epochs N          length of the run in passes over the data (default 10)\n"
+    "  --steps N           length of the run in steps (overrides --epochs)\n"
     "  --batch N           batch size (default 64)\n"
+    "  --eval-every N      evaluate, save weights and checkpoint every N steps\n"
+    "                      (default: every epoch)\n"
+    "  --eval-batches N    evaluate on at most N batches (default: all)\n"
     "  --threads N         threads (default: all cores)\n"
-    "  --seed N            seed of initialisation, shuffling and probes (default 1)\n"
-    "  --checkpoint-every N  also checkpoint every N steps (default: each epoch)\n"
+    "  --seed N            seed of initialisation, batch order and probes (default 1)\n"
+    "  --checkpoint-every N  also checkpoint every N steps\n"
     "  --resume FILE       continue from a checkpoint written by an earlier run\n"
     "  --out DIR           output directory (default out): weights.h5, checkpoint.h5,\n"
-    "                      train_log.csv (per step), epochs.csv (per epoch)\n";
+    "                      train_log.csv (per step), evals.csv (per evaluation)\n";
 
 static const char eval_usage[] =
     "usage: tandem eval --weights FILE [--model NAME] [--data PATH] [--test-data FILE]\n"
     "                   [--batch N] [--threads N]\n"
-    "  Evaluates saved weights on the test set (Fashion-MNIST's t10k by default).\n";
+    "  Evaluates saved weights on the test set (Fashion-MNIST's t10k by default).\n"
+    "  The model is read from the weights file when it records one.\n";
 
 struct progress {
     int tty;
-    double start;
-    long long last_epoch;
+    const char *items;
+    int text;
 };
 
-static void on_progress(void *ctx, long long done, long long total, double loss)
+static void fmt_eta(double s, char *buf, size_t n)
+{
+    if (!isfinite(s)) s = 0;
+    if (s >= 3600)
+        snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, n, "%.0fs", s);
+}
+
+static void on_progress(void *ctx, const struct td_train_progress *p)
 {
     struct progress *pr = ctx;
-    if (!pr->tty || (done % 8 && done != total)) return;
-    double el = td_cli_now() - pr->start;
-    double eta = done ? el / (double)done * (double)(total - done) : 0;
-    int width = 30, fill = (int)(width * done / total);
-    fprintf(stderr, "\r  epoch %lld [%.*s%*s] %lld/%lld  loss %.4f  ETA %4.0fs ",
-            pr->last_epoch + 1, fill, "##############################", width - fill, "", done,
-            total, loss, eta);
+    if (!pr->tty || (p->step % 8 && p->step != p->steps)) return;
+    int width = 24, fill = (int)(width * p->step / p->steps);
+    char eta[32];
+    fmt_eta(p->eta_s, eta, sizeof(eta));
+    fprintf(stderr, "\r  [%.*s%*s] step %lld/%lld  loss %.4f  %.0f %s/s  ETA %s   ", fill,
+            "########################", width - fill, "", (long long)p->step, (long long)p->steps,
+            p->loss, p->items_per_s, pr->items, eta);
     fflush(stderr);
 }
 
-static void on_epoch(void *ctx, const struct td_epoch_report *r)
+static void on_evaluated(void *ctx, const struct td_eval_report *r)
 {
     struct progress *pr = ctx;
-    if (pr->tty) fprintf(stderr, "\r%*s\r", 80, "");
-    printf("epoch %3lld  train loss %.4f  test loss %.4f  test acc %6.2f%%  %7.0f samples/s  "
-           "%.1fs\n",
-           r->epoch, r->train_loss, r->test_loss, 100 * r->test_acc, r->samples_per_s, r->seconds);
+    if (pr->tty) fprintf(stderr, "\r%*s\r", 100, "");
+    if (pr->text)
+        printf("step %6lld  train loss %.4f (%.3f bits)  val loss %.4f (%.3f bits)  "
+               "%7.0f %s/s  %.1fs\n",
+               (long long)r->step, r->train_loss, r->train_loss / log(2), r->val_loss,
+               r->val_loss / log(2), r->items_per_s, pr->items, r->seconds);
+    else
+        printf("step %6lld  epoch %5.2f  train loss %.4f  test loss %.4f  test acc %6.2f%%  "
+               "%7.0f %s/s  %.1fs\n",
+               (long long)r->step, r->epoch, r->train_loss, r->val_loss, 100 * r->val_acc,
+               r->items_per_s, pr->items, r->seconds);
     fflush(stdout);
-    pr->start = td_cli_now();
-    pr->last_epoch = r->epoch;
+}
+
+struct train_flags {
+    struct td_setup_config sc;
+    const char *optimizer, *lookahead, *schedule, *resume, *out;
+    double lr, momentum, beta1, beta2, weight_decay, clip, min_lr;
+    long long warmup, epochs, steps, eval_every, eval_batches, threads, checkpoint_every;
+};
+
+/* The optimizer's configuration: its defaults with the flags that were given. */
+static int optim_config(const struct train_flags *f, struct td_optim_config *oc, char *err,
+                        size_t errlen)
+{
+    *oc = td_optim_config_default(f->optimizer);
+    if (f->lr > 0) oc->lr = (float)f->lr;
+    if (f->momentum >= 0) oc->momentum = (float)f->momentum;
+    if (f->beta1 >= 0) oc->beta1 = (float)f->beta1;
+    if (f->beta2 >= 0) oc->beta2 = (float)f->beta2;
+    if (f->weight_decay >= 0) oc->weight_decay = (float)f->weight_decay;
+    if (f->clip >= 0) oc->clip_norm = (float)f->clip;
+    if (f->lookahead && !strcmp(f->lookahead, "gradient"))
+        oc->lookahead = TD_LOOKAHEAD_GRADIENT;
+    else if (f->lookahead && strcmp(f->lookahead, "momentum")) {
+        snprintf(err, errlen, "unknown lookahead '%s' (momentum or gradient)", f->lookahead);
+        return -1;
+    }
+    oc->seed = (uint64_t)f->sc.seed;
+    return 0;
+}
+
+static int make_schedule(const struct train_flags *f, float lr, int64_t steps,
+                         struct td_schedule *s, char *err, size_t errlen)
+{
+    *s = td_schedule_constant(lr);
+    s->warmup_steps = f->warmup;
+    if (!strcmp(f->schedule, "cosine")) {
+        s->kind = TD_SCHEDULE_COSINE;
+        s->total_steps = steps - f->warmup > 0 ? steps - f->warmup : 1;
+        s->min_lr = (float)f->min_lr;
+    } else if (!strcmp(f->schedule, "step")) {
+        s->kind = TD_SCHEDULE_STEP;
+        s->step_size = steps / 3 > 0 ? steps / 3 : 1;
+        s->gamma = 0.1f;
+    } else if (strcmp(f->schedule, "constant")) {
+        snprintf(err, errlen, "unknown schedule '%s' (constant, cosine or step)", f->schedule);
+        return -1;
+    }
+    return td_schedule_check(s, err, errlen) == TD_OK ? 0 : -1;
+}
+
+static int train(const struct train_flags *f)
+{
+    char err[1024];
+    struct td_setup s;
+    struct td_trainer *t = NULL;
+    enum td_status st = td_setup_init(&s, &f->sc, err, sizeof(err));
+    int64_t steps = f->steps > 0 ? f->steps : f->epochs * s.src.steps_per_epoch;
+    struct td_train_options o = {
+        .optimizer = f->optimizer,
+        .steps = steps,
+        .eval_every = f->eval_every > 0 ? f->eval_every : s.src.steps_per_epoch,
+        .eval_batches = f->eval_batches,
+        .checkpoint_every = f->checkpoint_every,
+        .num_threads = (int)f->threads,
+        .out_dir = f->out,
+        .resume = f->resume,
+    };
+    if (st == TD_OK && steps < 1) {
+        snprintf(err, sizeof(err), "the source has no epochs: give --steps");
+        st = TD_ERR_ARG;
+    }
+    if (st == TD_OK && (optim_config(f, &o.optim, err, sizeof(err)) != 0 ||
+                        make_schedule(f, o.optim.lr, steps, &o.schedule, err, sizeof(err)) != 0))
+        st = TD_ERR_ARG;
+    if (st == TD_OK) {
+        o.meta = td_setup_meta(&s);
+        t = td_trainer_new(&s.tm, &s.src, &o, err, sizeof(err));
+        if (!t) st = TD_ERR_ARG;
+    }
+    if (st != TD_OK) {
+        fprintf(stderr, "tandem train: %s\n", err);
+        td_setup_free(&s);
+        return 1;
+    }
+    const struct td_params *p = td_graph_params(s.g);
+    printf("tandem train: model %s%s%s, %zu parameters; %lld training %s", s.info->name,
+           s.model_config[0] ? " " : "", s.model_config, p->total, (long long)s.src.train_items,
+           s.src.item_name);
+    if (s.has_test) printf(", %lld test samples", (long long)s.test.n);
+    printf("\n  optimizer %s, lr %g (%s schedule), batch %lld, %lld steps, %d threads, seed %lld\n",
+           f->optimizer, (double)o.optim.lr, f->schedule, f->sc.batch, (long long)steps,
+           td_trainer_num_threads(t), f->sc.seed);
+    if (s.src.steps_per_epoch > 0 && s.train.n % f->sc.batch)
+        printf("  %lld steps per epoch; the last %lld samples of each shuffled epoch are skipped\n",
+               (long long)s.src.steps_per_epoch, (long long)(s.train.n % f->sc.batch));
+    if (f->resume)
+        printf("  resumed from %s at step %lld\n", f->resume, (long long)td_trainer_step(t));
+    fflush(stdout);
+    struct progress pr = {isatty(fileno(stderr)), s.src.item_name, s.desc.kind == TD_DATA_TEXT};
+    struct td_train_callbacks cb = {&pr, on_progress, on_evaluated};
+    double t0 = td_cli_now();
+    st = td_trainer_run(t, &cb, err, sizeof(err));
+    if (st != TD_OK) {
+        if (pr.tty) fputc('\n', stderr);
+        fprintf(stderr, "tandem train: %s\n", err);
+    } else {
+        printf("done in %.1fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
+               "%s/evals.csv\n",
+               td_cli_now() - t0, f->out, f->out, f->out, f->out);
+    }
+    td_trainer_free(t);
+    td_setup_free(&s);
+    return st == TD_OK ? 0 : 1;
 }
 
 int td_cmd_train(int argc, char **argv)
 {
-    struct td_train_config c = {
-        .model = "mlp",
-        .data = TD_FASHION_MNIST_DIR,
+    struct train_flags f = {
+        .sc = {.model = "mlp",
+               .mc = {.dropout = -1},
+               .data = TD_FASHION_MNIST_DIR,
+               .batch = 64,
+               .seed = 1},
         .optimizer = "tangent-sgd",
+        .schedule = "cosine",
+        .out = "out",
         .lr = -1,
         .momentum = -1,
+        .beta1 = -1,
+        .beta2 = -1,
         .weight_decay = -1,
-        .clip_norm = -1,
-        .schedule = "cosine",
+        .clip = -1,
         .epochs = 10,
-        .batch = 64,
-        .seed = 1,
-        .out = "out",
     };
     const struct td_opt opts[] = {
-        {"--model", TD_OPT_STR, &c.model, 0, 0},
-        {"--data", TD_OPT_STR, &c.data, 0, 0},
-        {"--test-data", TD_OPT_STR, &c.test_data, 0, 0},
-        {"--optimizer", TD_OPT_STR, &c.optimizer, 0, 0},
-        {"--lr", TD_OPT_FLOAT, &c.lr, 1e-12, 1e9},
-        {"--momentum", TD_OPT_FLOAT, &c.momentum, 0, 0.999999},
-        {"--weight-decay", TD_OPT_FLOAT, &c.weight_decay, 0, 1e3},
-        {"--clip", TD_OPT_FLOAT, &c.clip_norm, 0, 1e9},
-        {"--lookahead", TD_OPT_STR, &c.lookahead, 0, 0},
-        {"--schedule", TD_OPT_STR, &c.schedule, 0, 0},
-        {"--warmup", TD_OPT_INT, &c.warmup_steps, 0, 1e12},
-        {"--epochs", TD_OPT_INT, &c.epochs, 1, 1e6},
-        {"--batch", TD_OPT_INT, &c.batch, 1, 1 << 20},
-        {"--threads", TD_OPT_INT, &c.threads, 1, 1024},
-        {"--seed", TD_OPT_INT, &c.seed, 0, 9e15},
-        {"--checkpoint-every", TD_OPT_INT, &c.checkpoint_every, 1, 1e12},
-        {"--resume", TD_OPT_STR, &c.resume, 0, 0},
-        {"--out", TD_OPT_STR, &c.out, 0, 0},
+        {"--model", TD_OPT_STR, &f.sc.model, 0, 0},
+        {"--data", TD_OPT_STR, &f.sc.data, 0, 0},
+        {"--test-data", TD_OPT_STR, &f.sc.test_data, 0, 0},
+        {"--optimizer", TD_OPT_STR, &f.optimizer, 0, 0},
+        {"--lr", TD_OPT_FLOAT, &f.lr, 1e-12, 1e9},
+        {"--momentum", TD_OPT_FLOAT, &f.momentum, 0, 0.999999},
+        {"--beta1", TD_OPT_FLOAT, &f.beta1, 0, 0.999999},
+        {"--beta2", TD_OPT_FLOAT, &f.beta2, 0, 0.999999},
+        {"--weight-decay", TD_OPT_FLOAT, &f.weight_decay, 0, 1e3},
+        {"--clip", TD_OPT_FLOAT, &f.clip, 0, 1e9},
+        {"--lookahead", TD_OPT_STR, &f.lookahead, 0, 0},
+        {"--schedule", TD_OPT_STR, &f.schedule, 0, 0},
+        {"--warmup", TD_OPT_INT, &f.warmup, 0, 1e12},
+        {"--min-lr", TD_OPT_FLOAT, &f.min_lr, 0, 1e9},
+        {"--epochs", TD_OPT_INT, &f.epochs, 1, 1e6},
+        {"--steps", TD_OPT_INT, &f.steps, 1, 1e12},
+        {"--batch", TD_OPT_INT, &f.sc.batch, 1, 1 << 20},
+        {"--eval-every", TD_OPT_INT, &f.eval_every, 1, 1e12},
+        {"--eval-batches", TD_OPT_INT, &f.eval_batches, 1, 1e12},
+        {"--threads", TD_OPT_INT, &f.threads, 1, 1024},
+        {"--seed", TD_OPT_INT, &f.sc.seed, 0, 9e15},
+        {"--checkpoint-every", TD_OPT_INT, &f.checkpoint_every, 1, 1e12},
+        {"--resume", TD_OPT_STR, &f.resume, 0, 0},
+        {"--out", TD_OPT_STR, &f.out, 0, 0},
     };
     int r =
         td_cli_parse("train", train_usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
-    char err[1024];
-    struct td_trainer *t = td_trainer_new(&c, err, sizeof(err));
-    if (!t) {
-        fprintf(stderr, "tandem train: %s\n", err);
-        return 1;
-    }
-    const struct td_dataset *tr = td_trainer_train_set(t), *te = td_trainer_test_set(t);
-    printf("tandem train: model %s, %zu parameters; %lld training samples", c.model,
-           td_trainer_num_params(t), (long long)tr->n);
-    if (te) printf(", %lld test samples", (long long)te->n);
-    printf(
-        "\n  optimizer %s, lr %g (%s schedule), batch %lld, %lld epochs, %d threads, seed %lld\n",
-        td_trainer_optimizer(t), (double)td_trainer_base_lr(t), c.schedule, c.batch, c.epochs,
-        td_trainer_num_threads(t), c.seed);
-    printf("  %lld steps per epoch; the last %lld samples of each shuffled epoch are skipped\n",
-           td_trainer_steps_per_epoch(t), td_trainer_dropped_per_epoch(t));
-    if (c.resume)
-        printf("  resumed from %s after %lld epochs\n", c.resume, td_trainer_epochs_done(t));
-    fflush(stdout);
-    struct progress pr = {isatty(fileno(stderr)), td_cli_now(), td_trainer_epochs_done(t)};
-    double t0 = td_cli_now();
-    enum td_status st = td_trainer_run(t, on_progress, &pr, on_epoch, err, sizeof(err));
-    if (st != TD_OK) {
-        if (pr.tty) fputc('\n', stderr);
-        fprintf(stderr, "tandem train: %s\n", err);
-        td_trainer_free(t);
-        return 1;
-    }
-    printf("done in %.1fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
-           "%s/epochs.csv\n",
-           td_cli_now() - t0, c.out, c.out, c.out, c.out);
-    td_trainer_free(t);
-    return 0;
+    return train(&f);
 }
 
 int td_cmd_eval(int argc, char **argv)
 {
-    struct td_train_config c = {.model = "mlp",
+    struct td_setup_config c = {.model = NULL,
+                                .mc = {.dropout = -1},
                                 .data = TD_FASHION_MNIST_DIR,
-                                .optimizer = "sgd",
-                                .lr = -1,
-                                .momentum = -1,
-                                .weight_decay = -1,
-                                .clip_norm = -1,
-                                .schedule = "constant",
-                                .epochs = 1,
                                 .batch = 1000,
-                                .seed = 1,
-                                .out = "out"};
+                                .seed = 1};
     const char *weights = NULL;
+    long long threads = 0;
     const struct td_opt opts[] = {
         {"--weights", TD_OPT_STR, &weights, 0, 0},
         {"--model", TD_OPT_STR, &c.model, 0, 0},
         {"--data", TD_OPT_STR, &c.data, 0, 0},
         {"--test-data", TD_OPT_STR, &c.test_data, 0, 0},
         {"--batch", TD_OPT_INT, &c.batch, 1, 1 << 20},
-        {"--threads", TD_OPT_INT, &c.threads, 1, 1024},
+        {"--threads", TD_OPT_INT, &threads, 1, 1024},
     };
     int r =
         td_cli_parse("eval", eval_usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -174,25 +281,24 @@ int td_cmd_eval(int argc, char **argv)
         fprintf(stderr, "tandem eval: --weights is required\n%s", eval_usage);
         return 2;
     }
-    char err[1024];
-    struct td_trainer *t = td_trainer_new(&c, err, sizeof(err));
-    if (!t) {
-        fprintf(stderr, "tandem eval: %s\n", err);
-        return 1;
-    }
-    const struct td_dataset *te = td_trainer_test_set(t);
-    double loss, acc;
-    enum td_status st = td_trainer_load_weights(t, weights, err, sizeof(err));
-    if (st == TD_OK && !te) {
-        snprintf(err, sizeof(err), "no test set: give --test-data with an HDF5 --data");
-        st = TD_ERR_ARG;
-    }
-    if (st == TD_OK) st = td_trainer_evaluate(t, te, &loss, &acc, err, sizeof(err));
+    char err[1024], model[64], config[256];
+    enum td_status st =
+        td_weights_read_meta(weights, model, config, sizeof(config), err, sizeof(err));
+    if (st == TD_OK && !c.model) c.model = model[0] ? model : "mlp";
+    if (st == TD_OK && td_model_config_parse(config, &c.mc, err, sizeof(err)) != 0)
+        st = TD_ERR_FORMAT;
+    struct td_setup s;
+    memset(&s, 0, sizeof(s));
+    if (st == TD_OK) st = td_setup_init(&s, &c, err, sizeof(err));
+    double loss = NAN, acc = NAN;
+    if (st == TD_OK) st = td_weights_import(td_graph_params(s.g), weights, 0, err, sizeof(err));
     if (st == TD_OK)
-        printf("%s on %lld test samples: loss %.4f, accuracy %.2f%%\n", weights, (long long)te->n,
-               loss, 100 * acc);
+        st = td_evaluate(&s.tm, &s.src, 0, (int)threads, &loss, &acc, err, sizeof(err));
+    if (st == TD_OK)
+        printf("%s on %lld test samples: loss %.4f, accuracy %.2f%%\n", weights,
+               (long long)s.test.n, loss, 100 * acc);
     else
         fprintf(stderr, "tandem eval: %s\n", err);
-    td_trainer_free(t);
+    td_setup_free(&s);
     return st == TD_OK ? 0 : 1;
 }

@@ -1,4 +1,4 @@
-#include "tools/step_graph.h"
+#include "optim/step_graph.h"
 
 #include <stdlib.h>
 

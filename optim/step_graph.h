@@ -1,11 +1,14 @@
-/* The nodes of one training step, shared by `tandem train`, `check`,
- * `inspect` and the benchmark: a scalar loss, the gradient of every
- * parameter and H*dir (forward over reverse), and the bindings that write
- * them straight into the parameter store's grad and tangent blocks. */
+/* The nodes of one training step, shared by the training loop
+ * (optim/train.h) and the tools (check, inspect, the benchmark): a scalar
+ * loss, the gradient of every parameter and H*dir (forward over reverse),
+ * and the bindings that write them straight into the parameter store's grad
+ * and tangent blocks. */
 #ifndef TD_STEP_GRAPH_H
 #define TD_STEP_GRAPH_H
 
-#include "graph/tandem.h"
+#include "graph/autodiff.h"
+#include "graph/graph.h"
+#include "graph/plan.h"
 
 struct td_step_graph {
     struct td_graph *g;

@@ -1,0 +1,553 @@
+#include "optim/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "graph/plan.h"
+#include "io/checkpoint.h"
+#include "io/ioutil.h"
+#include "optim/step_graph.h"
+
+#define TD_PATH_MAX 4096
+/* Checkpoint entries besides the parameters and the optimizer's blocks. */
+#define TD_TRAIN_STATE_ENTRIES 4
+
+struct td_trainer {
+    const struct td_train_model *m;
+    const struct td_source *src;
+    struct td_train_options o;
+    struct td_params *p;
+    struct td_step_graph step;
+    struct td_plan *grad_plan, *hvp_plan, *eval_plan;
+    struct td_optim *opt;
+    void *bufs[TD_SOURCE_MAX_BUFS];
+    struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
+    int n_feeds;
+    int32_t step_value; /* what the step input reads */
+    int num_threads;
+    /* Running sums since the last evaluation, saved in checkpoints so that a
+     * resumed run reports the same train_loss. */
+    double loss_sum;
+    int64_t loss_count;
+    uint64_t seed;
+};
+
+void td_metric_cross_entropy(const float *logits, const struct td_shape *shape,
+                             const int32_t *labels, int64_t samples, double sums[3])
+{
+    int64_t classes = shape->dim[shape->rank - 1];
+    int64_t rows = td_shape_numel(shape) / classes / shape->dim[0] * samples;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = logits + r * classes;
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; c++)
+            if (row[c] > row[best]) best = c;
+        double sum = 0;
+        for (int64_t c = 0; c < classes; c++) sum += exp((double)row[c] - row[best]);
+        int32_t y = labels[r];
+        sums[0] += y >= 0 && y < classes ? log(sum) + row[best] - row[y] : INFINITY;
+        sums[1] += best == y;
+    }
+    sums[2] += (double)rows;
+}
+
+static int64_t epoch_steps(const struct td_trainer *t)
+{
+    return t->src->steps_per_epoch;
+}
+
+/* Passes over the training data after `step` steps. */
+static double epoch_of(const struct td_trainer *t, int64_t step)
+{
+    if (epoch_steps(t) > 0) return (double)step / (double)epoch_steps(t);
+    return (double)step * (double)t->src->items_per_batch / (double)t->src->train_items;
+}
+
+static enum td_status check_model(const struct td_train_model *m, const struct td_source *src,
+                                  char *err, size_t errlen)
+{
+    if (!m->g || !m->loss)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "train: the model has no graph or loss");
+    if (td_shape_numel(td_node_shape(m->loss)) != 1)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "train: the loss is not a scalar");
+    if (m->n_inputs != src->n_bufs)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "train: the model has %d inputs but the source fills %d buffers",
+                          m->n_inputs, src->n_bufs);
+    for (int i = 0; i < m->n_inputs; i++) {
+        const struct td_node *in = m->inputs[i];
+        char a[96], b[96];
+        if (!in) return td_io_errf(TD_ERR_ARG, err, errlen, "train: input %d is NULL", i);
+        if (!td_shape_equal(td_node_shape(in), &src->shape[i]) ||
+            td_node_dtype(in) != src->dtype[i])
+            return td_io_errf(TD_ERR_ARG, err, errlen,
+                              "train: input '%s' is %s%s but the source gives %s%s",
+                              td_node_name(in) ? td_node_name(in) : "?",
+                              td_node_dtype(in) == TD_I32 ? "int32 " : "",
+                              td_shape_format(td_node_shape(in), a, sizeof(a)),
+                              src->dtype[i] == TD_I32 ? "int32 " : "",
+                              td_shape_format(&src->shape[i], b, sizeof(b)));
+    }
+    if (m->step_input && (td_node_dtype(m->step_input) != TD_I32 ||
+                          td_shape_numel(td_node_shape(m->step_input)) != 1))
+        return td_io_errf(TD_ERR_ARG, err, errlen, "train: the step input must be int32 [1]");
+    if (!src->train_batch || (src->eval_batches > 0 && !src->eval_batch))
+        return td_io_errf(TD_ERR_ARG, err, errlen, "train: the source lacks a callback");
+    if (src->items_per_batch < 1 || (src->steps_per_epoch < 1 && src->train_items < 1))
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "train: the source gives no items per batch or training size");
+    if (!m->metric && m->eval_output && src->eval_batches > 0 &&
+        (src->dtype[src->n_bufs - 1] != TD_I32 ||
+         td_shape_numel(&src->shape[src->n_bufs - 1]) *
+                 td_node_shape(m->eval_output)->dim[td_node_shape(m->eval_output)->rank - 1] !=
+             td_shape_numel(td_node_shape(m->eval_output))))
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "train: the default metric needs integer targets in the source's last "
+                          "buffer, one per row of the evaluation output");
+    return TD_OK;
+}
+
+static enum td_status alloc_buffers(struct td_trainer *t, char *err, size_t errlen)
+{
+    const struct td_source *src = t->src;
+    for (int i = 0; i < src->n_bufs; i++) {
+        size_t bytes = (size_t)td_shape_numel(&src->shape[i]) * td_dtype_size(src->dtype[i]);
+        t->bufs[i] = calloc(bytes, 1);
+        if (!t->bufs[i]) return td_io_errf(TD_ERR_NOMEM, err, errlen, "train: out of memory");
+        t->feeds[t->n_feeds++] = (struct td_feed){t->m->inputs[i], t->bufs[i]};
+    }
+    if (t->m->step_input)
+        t->feeds[t->n_feeds++] = (struct td_feed){t->m->step_input, &t->step_value};
+    return TD_OK;
+}
+
+static struct td_plan *compile_step(struct td_trainer *t, int hvp, int check)
+{
+    struct td_compile_options co = {.num_threads = t->num_threads, .check_numerics = check};
+    return td_step_graph_compile(&t->step, hvp, 1, co);
+}
+
+static enum td_status graph_err(struct td_trainer *t, char *err, size_t errlen)
+{
+    enum td_status st = td_graph_status(t->m->g);
+    return td_io_errf(st != TD_OK ? st : TD_ERR_NOMEM, err, errlen, "%s",
+                      st != TD_OK ? td_graph_error(t->m->g) : "out of memory");
+}
+
+static enum td_status compile_plans(struct td_trainer *t, char *err, size_t errlen)
+{
+    if (td_step_graph_init(&t->step, t->m->g, t->m->loss) != TD_OK)
+        return graph_err(t, err, errlen);
+    t->grad_plan = compile_step(t, 0, 0);
+    if (!t->grad_plan) return graph_err(t, err, errlen);
+    struct td_plan_stats s;
+    td_plan_get_stats(t->grad_plan, &s);
+    t->num_threads = s.num_threads;
+    if (t->src->eval_batches > 0 && t->m->eval_output) {
+        struct td_node *out = t->m->eval_output;
+        struct td_compile_options co = {.num_threads = t->num_threads};
+        t->eval_plan = td_compile(t->m->g, &out, 1, &co);
+        if (!t->eval_plan) return graph_err(t, err, errlen);
+    }
+    return TD_OK;
+}
+
+/* The checkpoint's entries, pointing into the trainer; e holds P +
+ * optimizer blocks + TD_TRAIN_STATE_ENTRIES entries. */
+static int ckpt_entries(struct td_trainer *t, struct td_ckpt_entry *e, int64_t *step)
+{
+    int n = td_ckpt_param_entries(t->p, e);
+    for (int i = 0; i < td_optim_state_count(t->opt); i++) {
+        const char *name;
+        float *data;
+        size_t count;
+        td_optim_state_block(t->opt, i, &name, &data, &count);
+        e[n++] = (struct td_ckpt_entry){name, TD_CKPT_F32, data, count, NULL};
+    }
+    e[n++] = (struct td_ckpt_entry){"step", TD_CKPT_I64, step, 1, NULL};
+    e[n++] = (struct td_ckpt_entry){"seed", TD_CKPT_U64, &t->seed, 1, NULL};
+    e[n++] = (struct td_ckpt_entry){"loss_sum", TD_CKPT_F64, &t->loss_sum, 1, NULL};
+    e[n++] = (struct td_ckpt_entry){"loss_count", TD_CKPT_I64, &t->loss_count, 1, NULL};
+    return n;
+}
+
+static struct td_ckpt_entry *ckpt_alloc(const struct td_trainer *t)
+{
+    return calloc((size_t)t->p->count + (size_t)td_optim_state_count(t->opt) +
+                      TD_TRAIN_STATE_ENTRIES,
+                  sizeof(struct td_ckpt_entry));
+}
+
+static void out_path(const struct td_trainer *t, const char *file, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", t->o.out_dir, file);
+}
+
+static enum td_status save_checkpoint(struct td_trainer *t, char *err, size_t errlen)
+{
+    struct td_ckpt_entry *e = ckpt_alloc(t);
+    if (!e) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    int64_t step = td_optim_steps(t->opt);
+    int n = ckpt_entries(t, e, &step);
+    char path[TD_PATH_MAX];
+    out_path(t, "checkpoint.h5", path, sizeof(path));
+    enum td_status st = td_ckpt_save(path, e, n, err, errlen);
+    free(e);
+    return st;
+}
+
+static enum td_status load_checkpoint(struct td_trainer *t, const char *path, char *err,
+                                      size_t errlen)
+{
+    struct td_ckpt_entry *e = ckpt_alloc(t);
+    if (!e) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    uint64_t seed = t->seed;
+    int64_t step = 0;
+    int n = ckpt_entries(t, e, &step);
+    enum td_status st = td_ckpt_load(path, e, n, err, errlen);
+    free(e);
+    if (st != TD_OK) return st;
+    if (t->seed != seed) {
+        st = td_io_errf(TD_ERR_ARG, err, errlen,
+                        "%s was written with seed %llu, this run has seed %llu: the batches "
+                        "would differ",
+                        path, (unsigned long long)t->seed, (unsigned long long)seed);
+        t->seed = seed;
+        return st;
+    }
+    if (step > t->o.steps)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "%s is at step %lld, beyond the %lld steps of this run", path,
+                          (long long)step, (long long)t->o.steps);
+    return td_optim_set_steps(t->opt, step) == TD_OK
+               ? TD_OK
+               : td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: negative step", path);
+}
+
+struct td_trainer *td_trainer_new(const struct td_train_model *m, const struct td_source *src,
+                                  const struct td_train_options *o, char *err, size_t errlen)
+{
+    if (!m || !src || !o || !o->out_dir) {
+        td_io_errf(TD_ERR_ARG, err, errlen, "train: NULL argument");
+        return NULL;
+    }
+    enum td_status st = check_model(m, src, err, errlen);
+    if (st == TD_OK && o->steps < 1)
+        st = td_io_errf(TD_ERR_ARG, err, errlen, "train: %lld steps: nothing to do",
+                        (long long)o->steps);
+    if (st == TD_OK) st = td_schedule_check(&o->schedule, err, errlen);
+    struct td_trainer *t = st == TD_OK ? calloc(1, sizeof(*t)) : NULL;
+    if (!t) {
+        if (st == TD_OK) td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+        return NULL;
+    }
+    t->m = m;
+    t->src = src;
+    t->o = *o;
+    t->p = td_graph_params(m->g);
+    t->seed = o->optim.seed;
+    t->num_threads = o->num_threads;
+    st = alloc_buffers(t, err, errlen);
+    if (st == TD_OK) st = compile_plans(t, err, errlen);
+    if (st == TD_OK) {
+        struct td_optim_config oc = o->optim;
+        oc.num_threads = t->num_threads;
+        t->opt = td_optim_new(o->optimizer, &oc, t->p, err, errlen);
+        if (!t->opt) st = TD_ERR_ARG;
+    }
+    if (st == TD_OK && o->resume) {
+        char msg[TD_MSG_MAX];
+        st = load_checkpoint(t, o->resume, msg, sizeof(msg));
+        if (st != TD_OK) td_io_errf(st, err, errlen, "cannot resume: %s", msg);
+    }
+    if (st != TD_OK) {
+        td_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void td_trainer_free(struct td_trainer *t)
+{
+    if (!t) return;
+    td_plan_free(t->grad_plan);
+    td_plan_free(t->hvp_plan);
+    td_plan_free(t->eval_plan);
+    td_optim_free(t->opt);
+    td_step_graph_free(&t->step);
+    for (int i = 0; i < TD_SOURCE_MAX_BUFS; i++) free(t->bufs[i]);
+    free(t);
+}
+
+int64_t td_trainer_step(const struct td_trainer *t)
+{
+    return td_optim_steps(t->opt);
+}
+
+int td_trainer_num_threads(const struct td_trainer *t)
+{
+    return t->num_threads;
+}
+
+/* Runs the evaluation batches through `plan` and the metric. bufs and
+ * feeds are the caller's (the model's inputs fed from bufs). */
+static enum td_status evaluate_plan(struct td_plan *plan, const struct td_train_model *m,
+                                    const struct td_source *src, int64_t max_batches,
+                                    void *const *bufs, const struct td_feed *feeds, int n_feeds,
+                                    int32_t *step_value, double *loss, double *acc, char *err,
+                                    size_t errlen)
+{
+    int64_t n = src->eval_batches;
+    if (max_batches > 0 && max_batches < n) n = max_batches;
+    double sums[3] = {0, 0, 0};
+    *step_value = -1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t real = src->eval_batch(src->ctx, i, bufs);
+        if (td_run(plan, feeds, n_feeds) != TD_OK)
+            return td_io_errf(TD_ERR_NUMERIC, err, errlen, "evaluate: %s", td_plan_error(plan));
+        const float *y = td_plan_output(plan, 0);
+        const struct td_shape *shape = td_node_shape(m->eval_output);
+        if (m->metric)
+            m->metric(m->metric_ctx, y, shape, (const void *const *)bufs, real, sums);
+        else
+            td_metric_cross_entropy(y, shape, bufs[src->n_bufs - 1], real, sums);
+    }
+    *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    *acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
+    return TD_OK;
+}
+
+enum td_status td_trainer_evaluate(struct td_trainer *t, double *loss, double *acc, char *err,
+                                   size_t errlen)
+{
+    if (!t->eval_plan)
+        return td_io_errf(TD_ERR_STATE, err, errlen,
+                          "evaluate: no evaluation data or no evaluation output");
+    return evaluate_plan(t->eval_plan, t->m, t->src, t->o.eval_batches, t->bufs, t->feeds,
+                         t->n_feeds, &t->step_value, loss, acc, err, errlen);
+}
+
+enum td_status td_evaluate(const struct td_train_model *m, const struct td_source *src,
+                           int64_t max_batches, int num_threads, double *loss, double *acc,
+                           char *err, size_t errlen)
+{
+    if (!m || !src || !loss || !acc)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "evaluate: NULL argument");
+    enum td_status st = check_model(m, src, err, errlen);
+    if (st != TD_OK) return st;
+    if (!m->eval_output || src->eval_batches < 1)
+        return td_io_errf(TD_ERR_STATE, err, errlen,
+                          "evaluate: no evaluation data or no evaluation output");
+    void *bufs[TD_SOURCE_MAX_BUFS] = {0};
+    struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
+    int n_feeds = 0;
+    int32_t step_value = -1;
+    for (int i = 0; i < src->n_bufs && st == TD_OK; i++) {
+        bufs[i] = calloc((size_t)td_shape_numel(&src->shape[i]), td_dtype_size(src->dtype[i]));
+        if (!bufs[i]) st = td_io_errf(TD_ERR_NOMEM, err, errlen, "evaluate: out of memory");
+        feeds[n_feeds++] = (struct td_feed){m->inputs[i], bufs[i]};
+    }
+    if (m->step_input) feeds[n_feeds++] = (struct td_feed){m->step_input, &step_value};
+    struct td_compile_options co = {.num_threads = num_threads};
+    struct td_node *out = m->eval_output;
+    struct td_plan *plan = st == TD_OK ? td_compile(m->g, &out, 1, &co) : NULL;
+    if (st == TD_OK && !plan)
+        st = td_io_errf(td_graph_status(m->g), err, errlen, "%s", td_graph_error(m->g));
+    if (st == TD_OK)
+        st = evaluate_plan(plan, m, src, max_batches, bufs, feeds, n_feeds, &step_value, loss, acc,
+                           err, errlen);
+    td_plan_free(plan);
+    for (int i = 0; i < TD_SOURCE_MAX_BUFS; i++) free(bufs[i]);
+    return st;
+}
+
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+/* Reruns the failed step with a NaN-checking plan to name the culprit. */
+static enum td_status diagnose(struct td_trainer *t, int hvp, char *err, size_t errlen)
+{
+    long long step = td_optim_steps(t->opt) + 1;
+    struct td_plan *check = compile_step(t, hvp, 1);
+    if (!check)
+        return td_io_errf(TD_ERR_NUMERIC, err, errlen, "step %lld: non-finite loss or gradient",
+                          step);
+    enum td_status st = td_run(check, t->feeds, t->n_feeds);
+    td_io_errf(TD_ERR_NUMERIC, err, errlen, "step %lld: %s; parameters are those before this step",
+               step, st == TD_ERR_NUMERIC ? td_plan_error(check) : "non-finite loss or gradient");
+    td_plan_free(check);
+    return TD_ERR_NUMERIC;
+}
+
+static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_used, FILE *log,
+                                 char *err, size_t errlen)
+{
+    int64_t k = td_optim_steps(t->opt);
+    enum td_status st = t->src->train_batch(t->src->ctx, k, t->bufs, err, errlen);
+    if (st != TD_OK) return st;
+    t->step_value = (int32_t)(k < INT32_MAX ? k : INT32_MAX);
+    int hvp = (td_optim_needs(t->opt) & TD_OPTIM_NEEDS_TANGENT) != 0;
+    if (hvp && !t->hvp_plan) {
+        t->hvp_plan = compile_step(t, 1, 0);
+        if (!t->hvp_plan) return graph_err(t, err, errlen);
+    }
+    if (td_optim_direction(t->opt, t->p) != TD_OK)
+        return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
+    struct td_plan *plan = hvp ? t->hvp_plan : t->grad_plan;
+    st = td_run(plan, t->feeds, t->n_feeds);
+    if (st != TD_OK)
+        return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, td_plan_error(plan));
+    *loss = td_plan_output(plan, 0)[0];
+    if (!isfinite(*loss) || !all_finite(t->p->grad, t->p->total) ||
+        (hvp && !all_finite(t->p->tangent, t->p->total)))
+        return diagnose(t, hvp, err, errlen);
+    float lr = td_schedule_lr(&t->o.schedule, k);
+    if (td_optim_step(t->opt, t->p, lr) != TD_OK)
+        return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
+    *lr_used = lr;
+    const struct td_optim_stats *s = td_optim_last_stats(t->opt);
+    if (log)
+        fprintf(log, "%lld,%.6g,%.7g,%.7g,%.7g,%d\n", (long long)k + 1, epoch_of(t, k + 1), *loss,
+                (double)lr, s->grad_norm, s->used_tangent);
+    return TD_OK;
+}
+
+static enum td_status export_weights(struct td_trainer *t, char *err, size_t errlen)
+{
+    char path[TD_PATH_MAX];
+    out_path(t, "weights.h5", path, sizeof(path));
+    return td_weights_export_meta(t->p, &t->o.meta, path, err, errlen);
+}
+
+/* Opens a CSV log for appending. A fresh run starts it with its header; a
+ * resumed run first keeps only the complete lines whose first field is at
+ * most `limit` (what the checkpoint covers), so lines that a killed run
+ * wrote after its last checkpoint are not written twice. */
+static FILE *open_log(const struct td_trainer *t, const char *file, const char *header, int resumed,
+                      long long limit)
+{
+    char path[TD_PATH_MAX], tmp[TD_PATH_MAX + 8];
+    out_path(t, file, path, sizeof(path));
+    if (!resumed) {
+        FILE *f = fopen(path, "w");
+        if (f) fputs(header, f);
+        return f;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *old = fopen(path, "r"), *f = fopen(tmp, "w");
+    if (!f) {
+        if (old) fclose(old);
+        return NULL;
+    }
+    fputs(header, f);
+    char line[512];
+    long long key;
+    while (old && fgets(line, sizeof(line), old))
+        if (strchr(line, '\n') && sscanf(line, "%lld,", &key) == 1 && key <= limit) fputs(line, f);
+    if (old) fclose(old);
+    int ok = fclose(f) == 0 && td_io_commit(tmp, path, NULL, 0) == TD_OK;
+    return ok ? fopen(path, "a") : NULL;
+}
+
+/* Evaluation, evals.csv, weights and checkpoint at the end of an interval. */
+static enum td_status finish_interval(struct td_trainer *t, double seconds, int64_t steps_done,
+                                      double lr, FILE *log, FILE *evals,
+                                      const struct td_train_callbacks *cb, char *err, size_t errlen)
+{
+    struct td_eval_report r = {
+        .step = td_optim_steps(t->opt),
+        .epoch = epoch_of(t, td_optim_steps(t->opt)),
+        .train_loss = t->loss_count ? t->loss_sum / (double)t->loss_count : NAN,
+        .val_loss = NAN,
+        .val_acc = NAN,
+        .lr = lr,
+        .seconds = seconds,
+        .items_per_s =
+            seconds > 0 ? (double)steps_done * (double)t->src->items_per_batch / seconds : NAN,
+    };
+    enum td_status st = TD_OK;
+    if (t->eval_plan) st = td_trainer_evaluate(t, &r.val_loss, &r.val_acc, err, errlen);
+    if (st != TD_OK) return st;
+    t->loss_sum = 0;
+    t->loss_count = 0;
+    fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (long long)r.step, r.epoch,
+            r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s);
+    /* The logs must hold every line the checkpoint covers. */
+    fflush(evals);
+    fflush(log);
+    st = export_weights(t, err, errlen);
+    if (st == TD_OK) st = save_checkpoint(t, err, errlen);
+    if (st == TD_OK && cb && cb->evaluated) cb->evaluated(cb->ctx, &r);
+    return st;
+}
+
+static enum td_status make_out_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot create directory: %s", dir,
+                          strerror(errno));
+    return TD_OK;
+}
+
+enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callbacks *cb, char *err,
+                              size_t errlen)
+{
+    enum td_status st = make_out_dir(t->o.out_dir, err, errlen);
+    if (st != TD_OK) return st;
+    int resumed = t->o.resume != NULL;
+    long long done = td_optim_steps(t->opt);
+    FILE *log =
+        open_log(t, "train_log.csv", "step,epoch,loss,lr,grad_norm,used_tangent\n", resumed, done);
+    FILE *evals =
+        open_log(t, "evals.csv", "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s\n",
+                 resumed, done);
+    if (!log || !evals) {
+        if (log) fclose(log);
+        if (evals) fclose(evals);
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write the training logs",
+                          t->o.out_dir);
+    }
+    double t0 = omp_get_wtime(), lr = 0;
+    int64_t steps_at_t0 = td_optim_steps(t->opt);
+    while (st == TD_OK && td_optim_steps(t->opt) < t->o.steps) {
+        double loss = 0;
+        st = train_step(t, &loss, &lr, log, err, errlen);
+        if (st != TD_OK) break;
+        t->loss_sum += loss;
+        t->loss_count++;
+        int64_t k = td_optim_steps(t->opt);
+        double elapsed = omp_get_wtime() - t0;
+        if (cb && cb->progress) {
+            double rate = (double)(k - steps_at_t0) / elapsed;
+            struct td_train_progress pr = {
+                .step = k,
+                .steps = t->o.steps,
+                .loss = t->loss_sum / (double)t->loss_count,
+                .items_per_s = rate * (double)t->src->items_per_batch,
+                .eta_s = (double)(t->o.steps - k) / rate,
+            };
+            cb->progress(cb->ctx, &pr);
+        }
+        if (k == t->o.steps || (t->o.eval_every > 0 && k % t->o.eval_every == 0)) {
+            st = finish_interval(t, elapsed, k - steps_at_t0, lr, log, evals, cb, err, errlen);
+            t0 = omp_get_wtime();
+            steps_at_t0 = k;
+        } else if (t->o.checkpoint_every > 0 && k % t->o.checkpoint_every == 0) {
+            fflush(log);
+            fflush(evals);
+            st = save_checkpoint(t, err, errlen);
+        }
+    }
+    fclose(log);
+    fclose(evals);
+    return st;
+}
