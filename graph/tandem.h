@@ -20,5 +20,6 @@
 #include "io/h5data.h"
 #include "io/weights.h"
 #include "io/checkpoint.h"
+#include "io/text.h"
 
 #endif
