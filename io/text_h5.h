@@ -3,10 +3,12 @@
  * checkpoints, so that a file holds what is needed to encode prompts and
  * decode samples. h5py reads it as bytes(f["vocab"][...]).
  *
- * Apart from io/text.h (and not in tandem.h) because it needs <hdf5.h>:
- * only code that writes or reads its own HDF5 files includes it. Every
- * function expects HDF5's error printing to be off (as it is inside
- * td_h5_write_atomic); `path` is used in messages only. */
+ * Apart from io/text.h, and not installed (like io/h5util.h, whose
+ * td_h5_write_atomic its writer is meant for), because it needs <hdf5.h>,
+ * which pkg-config's flags for tandem do not reach: the installed headers
+ * stay HDF5-free. Its users are the weights and checkpoint writers and the
+ * in-tree tools. Every function expects HDF5's error printing to be off (as
+ * it is inside td_h5_write_atomic); `path` is used in messages only. */
 #ifndef TD_TEXT_H5_H
 #define TD_TEXT_H5_H
 
