@@ -10,6 +10,7 @@
  * coincide. Parameter initialisers use stream = parameter index. */
 #define TD_RNG_STREAM_SHUFFLE (1ull << 60) /* + epoch: the batcher's permutations */
 #define TD_RNG_STREAM_PROBE (2ull << 60)   /* + step: Hutchinson's Rademacher vectors */
+#define TD_RNG_STREAM_TEXT (4ull << 60)    /* + step: the text sampler's window starts */
 
 /* 64 random bits for (seed, stream, counter). */
 uint64_t td_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);

@@ -23,5 +23,6 @@
 #include "io/weights.h"
 #include "io/checkpoint.h"
 #include "io/source.h"
+#include "io/text.h"
 
 #endif

@@ -1,12 +1,15 @@
 /* io/: IDX reader, HDF5 datasets, the minibatch iterator, weights export and
- * import, checkpoints. Every file read here is written by the test itself
- * (plain bytes, zlib or the HDF5 C API), so expected values come from the
- * bytes written, never from the code under test. */
+ * import, checkpoints, text for language models. Every file read here is
+ * written by the test itself (plain bytes, zlib or the HDF5 C API), so
+ * expected values come from the bytes written, never from the code under
+ * test. */
 #include <check.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -15,7 +18,10 @@
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/h5data.h"
+#include "io/h5util.h"
 #include "io/idx.h"
+#include "io/text.h"
+#include "io/text_h5.h"
 #include "io/weights.h"
 #include "testutil.h"
 
@@ -978,6 +984,643 @@ START_TEST(checkpoint_truncated)
 }
 END_TEST
 
+/* ---- text: byte vocabulary, split, training and validation windows,
+ * encode/decode, the vocabulary in HDF5, and (when Debian's `bible` is
+ * installed) the KJV text of tools/kjv.sh. Expected ids come from texts built
+ * here over alphabets whose sorted order the test knows. ---- */
+
+static const char *kjv_script; /* argv[1]: tools/kjv.sh */
+
+static void load_ok(const void *bytes, size_t n, double val, int64_t context, struct td_text *t)
+{
+    char err[512] = "";
+    enum td_status st = td_text_from_bytes(bytes, n, "mem", val, context, t, err, sizeof(err));
+    ck_assert_msg(st == TD_OK, "%s: %s", td_status_name(st), err);
+}
+
+/* n bytes drawn from the sorted alphabet a (every letter used when n is
+ * large): byte i is a[k[i]], so its token id is k[i]. */
+static uint8_t *alphabet_text(const char *a, size_t n, uint64_t seed, int32_t *k)
+{
+    size_t len = strlen(a);
+    uint8_t *s = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        int32_t j = (int32_t)(td_rng_u64(seed, 0, i) % len);
+        s[i] = (uint8_t)a[j];
+        if (k) k[i] = j;
+    }
+    return s;
+}
+
+/* ---- vocabulary and split ---- */
+
+START_TEST(text_vocab_of_known_string)
+{
+    const char *s = "hello, world\n";
+    struct td_text t;
+    load_ok(s, strlen(s), 0.0, 4, &t);
+    /* Distinct bytes in ascending order: \n (10), ' ' (32), ',' (44), d e h l o r w. */
+    const uint8_t want[] = {'\n', ' ', ',', 'd', 'e', 'h', 'l', 'o', 'r', 'w'};
+    ck_assert_int_eq(t.vocab.size, 10);
+    ck_assert_mem_eq(t.vocab.byte, want, sizeof(want));
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(t.vocab.id[want[i]], i);
+    int present = 0;
+    for (int b = 0; b < 256; b++) present += t.vocab.id[b] >= 0;
+    ck_assert_int_eq(present, 10);
+    ck_assert_int_eq(t.vocab.id['a'], -1);
+    ck_assert_int_eq(t.vocab.id[0], -1);
+    ck_assert_int_eq(t.vocab.id[255], -1);
+    /* h e l l o , ' ' w o r l d \n */
+    const uint8_t ids[] = {5, 4, 6, 6, 7, 2, 1, 9, 7, 8, 6, 3, 0};
+    ck_assert_int_eq(t.n, 13);
+    ck_assert_int_eq(t.n_train, 13);
+    ck_assert_mem_eq(t.tokens, ids, sizeof(ids));
+    td_text_free(&t);
+    ck_assert_ptr_null(t.tokens);
+    ck_assert_int_eq(t.n, 0);
+    td_text_free(&t);
+
+    /* UTF-8 is modelled byte by byte: "né" is n, 0xc3, 0xa9. */
+    const uint8_t utf8[] = {'n', 0xc3, 0xa9, 'n', 0xc3, 0xa9};
+    load_ok(utf8, sizeof(utf8), 0.0, 2, &t);
+    ck_assert_int_eq(t.vocab.size, 3);
+    ck_assert_int_eq(t.vocab.byte[0], 'n');
+    ck_assert_int_eq(t.vocab.byte[1], 0xa9);
+    ck_assert_int_eq(t.vocab.byte[2], 0xc3);
+    const uint8_t utf8_ids[] = {0, 2, 1, 0, 2, 1};
+    ck_assert_mem_eq(t.tokens, utf8_ids, sizeof(utf8_ids));
+    td_text_free(&t);
+
+    /* Every byte value, NUL included: V = 256 and id = byte. */
+    uint8_t all[512];
+    for (int i = 0; i < 512; i++) all[i] = (uint8_t)(255 - i % 256);
+    load_ok(all, sizeof(all), 0.0, 8, &t);
+    ck_assert_int_eq(t.vocab.size, 256);
+    for (int i = 0; i < 512; i++) ck_assert_int_eq(t.tokens[i], all[i]);
+    td_text_free(&t);
+
+    /* One distinct byte: V = 1. */
+    load_ok("aaaa", 4, 0.0, 3, &t);
+    ck_assert_int_eq(t.vocab.size, 1);
+    ck_assert_int_eq(t.tokens[3], 0);
+    td_text_free(&t);
+}
+END_TEST
+
+START_TEST(text_vocab_init_checks_order)
+{
+    struct td_vocab v, before;
+    const uint8_t ok[] = {'a', 'b', 'z'};
+    char err[256] = "";
+    ck_assert_int_eq(td_vocab_init(&v, ok, 3, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(v.size, 3);
+    ck_assert_int_eq(v.id['z'], 2);
+    ck_assert_int_eq(v.id['c'], -1);
+    before = v;
+    const uint8_t dup[] = {'a', 'b', 'b'}, down[] = {'b', 'a'};
+    ck_assert_int_eq(td_vocab_init(&v, dup, 3, err, sizeof(err)), TD_ERR_ARG);
+    ck_assert_str_eq(err, "byte 0x62 at index 2 does not follow 0x62 (the bytes must be strictly "
+                          "increasing)");
+    ck_assert_int_eq(td_vocab_init(&v, down, 2, err, sizeof(err)), TD_ERR_ARG);
+    ck_assert_str_eq(err, "byte 0x61 at index 1 does not follow 0x62 (the bytes must be strictly "
+                          "increasing)");
+    ck_assert_int_eq(td_vocab_init(&v, ok, 0, err, sizeof(err)), TD_ERR_ARG);
+    ck_assert_str_eq(err, "a vocabulary holds 1 to 256 bytes, not 0");
+    ck_assert_int_eq(td_vocab_init(&v, ok, 257, err, sizeof(err)), TD_ERR_ARG);
+    ck_assert_mem_eq(&v, &before, sizeof(v));
+}
+END_TEST
+
+START_TEST(text_split_sizes)
+{
+    /* n, val_fraction, context, n_train = n - floor(val_fraction * n) */
+    static const struct {
+        size_t n;
+        double val;
+        int64_t context, n_train;
+    } cases[] = {
+        {1000, 0.1, 8, 900},
+        {1000, 0.0, 8, 1000},
+        {10, 0.25, 1, 8},
+        {1000, 0.75, 8, 250},
+        /* The smallest texts that fit: each part exactly context + 1 tokens. */
+        {10, 0.5, 4, 5},
+        {5, 0.0, 4, 5},
+    };
+    uint8_t *s = alphabet_text("abc", 1000, 1, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct td_text t;
+        load_ok(s, cases[i].n, cases[i].val, cases[i].context, &t);
+        ck_assert_int_eq(t.n, (int64_t)cases[i].n);
+        ck_assert_msg(t.n_train == cases[i].n_train, "case %zu: n_train %lld, expected %lld", i,
+                      (long long)t.n_train, (long long)cases[i].n_train);
+        td_text_free(&t);
+    }
+    free(s);
+}
+END_TEST
+
+/* Expects td_text_from_bytes (path NULL) or td_text_load to fail with
+ * status want and exactly message msg, leaving t zeroed. */
+static void expect_text_error(const char *path, const void *bytes, size_t n, double val,
+                              int64_t context, enum td_status want, const char *msg)
+{
+    struct td_text t;
+    memset(&t, 0xab, sizeof(t));
+    char err[512] = "";
+    enum td_status st =
+        path ? td_text_load(path, val, context, &t, err, sizeof(err))
+             : td_text_from_bytes(bytes, n, "mem", val, context, &t, err, sizeof(err));
+    ck_assert_msg(st == want, "status %s, expected %s (%s)", td_status_name(st),
+                  td_status_name(want), err);
+    ck_assert_str_eq(err, msg);
+    ck_assert_ptr_null(t.tokens);
+    ck_assert_int_eq(t.n, 0);
+    ck_assert_int_eq(t.vocab.size, 0);
+}
+
+START_TEST(text_load_errors)
+{
+    char msg[1024];
+    const char *empty = tpath("empty.txt");
+    write_bytes(empty, "", 0, 0);
+    snprintf(msg, sizeof(msg), "%s: empty file, no tokens", empty);
+    expect_text_error(empty, NULL, 0, 0.1, 4, TD_ERR_FORMAT, msg);
+    expect_text_error(NULL, "", 0, 0.1, 4, TD_ERR_FORMAT, "mem: empty file, no tokens");
+
+    const char *missing = tpath("no-such.txt");
+    snprintf(msg, sizeof(msg), "%s: cannot open: No such file or directory", missing);
+    expect_text_error(missing, NULL, 0, 0.1, 4, TD_ERR_IO, msg);
+
+    snprintf(msg, sizeof(msg), "%s: is a directory, not a text file", tmp_dir);
+    expect_text_error(tmp_dir, NULL, 0, 0.1, 4, TD_ERR_IO, msg);
+
+    /* 9 tokens, half for validation: floor(4.5) = 4 < 5. */
+    const char *nine = tpath("nine.txt");
+    write_bytes(nine, "abcdefghi", 9, 0);
+    snprintf(msg, sizeof(msg),
+             "%s: too short for context 4: 9 tokens split into 5 for training and 4 for validation "
+             "(val_fraction 0.5); each part needs at least 5 (context + 1)",
+             nine);
+    expect_text_error(nine, NULL, 0, 0.5, 4, TD_ERR_FORMAT, msg);
+    /* The training part short, the validation part long enough. */
+    expect_text_error(NULL, "abcdefghi", 9, 0.6, 4, TD_ERR_FORMAT,
+                      "mem: too short for context 4: 9 tokens split into 4 for training and 5 for "
+                      "validation (val_fraction 0.6); each part needs at least 5 (context + 1)");
+    expect_text_error(
+        NULL, "abcd", 4, 0.0, 4, TD_ERR_FORMAT,
+        "mem: too short for context 4: 4 tokens; training needs at least 5 (context + 1)");
+    /* A tiny validation fraction that rounds to no validation tokens. */
+    expect_text_error(NULL, "abcdefghi", 9, 0.01, 2, TD_ERR_FORMAT,
+                      "mem: too short for context 2: 9 tokens split into 9 for training and 0 for "
+                      "validation (val_fraction 0.01); each part needs at least 3 (context + 1)");
+
+    expect_text_error(nine, NULL, 0, 1.0, 4, TD_ERR_ARG,
+                      strcat(strcpy(msg, nine), ": val_fraction 1 is not in [0, 1)"));
+    expect_text_error(NULL, "abcdefghi", 9, -0.1, 4, TD_ERR_ARG,
+                      "mem: val_fraction -0.1 is not in [0, 1)");
+    expect_text_error(NULL, "abcdefghi", 9, NAN, 4, TD_ERR_ARG,
+                      "mem: val_fraction nan is not in [0, 1)");
+    expect_text_error(NULL, "abcdefghi", 9, 0.0, 0, TD_ERR_ARG,
+                      "mem: context 0 is not a window length in [1, 2^48]");
+    expect_text_error(NULL, NULL, 9, 0.0, 4, TD_ERR_ARG, "mem: NULL bytes");
+    char err[256];
+    ck_assert_int_eq(td_text_load(nine, 0.1, 4, NULL, err, sizeof(err)), TD_ERR_ARG);
+}
+END_TEST
+
+START_TEST(text_load_file_matches_bytes)
+{
+    uint8_t *s = alphabet_text("0123456789 \n", 3000, 2, NULL);
+    const char *p = tpath("digits.txt");
+    write_bytes(p, s, 3000, 0);
+    struct td_text a, b;
+    char err[512] = "";
+    ck_assert_msg(td_text_load(p, 0.2, 16, &a, err, sizeof(err)) == TD_OK, "%s", err);
+    load_ok(s, 3000, 0.2, 16, &b);
+    ck_assert_int_eq(a.n, 3000);
+    ck_assert_int_eq(a.n_train, 2400);
+    ck_assert_mem_eq(&a.vocab, &b.vocab, sizeof(a.vocab));
+    ck_assert_mem_eq(a.tokens, b.tokens, 3000);
+    td_text_free(&a);
+    td_text_free(&b);
+
+    /* A pipe has no size: read to its end. */
+    FILE *pipe = popen("printf 'abcabcabc'", "r");
+    ck_assert_ptr_nonnull(pipe);
+    char dev[64];
+    snprintf(dev, sizeof(dev), "/dev/fd/%d", fileno(pipe));
+    ck_assert_msg(td_text_load(dev, 0.0, 2, &a, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_eq(a.n, 9);
+    ck_assert_int_eq(a.vocab.size, 3);
+    td_text_free(&a);
+    pclose(pipe);
+    free(s);
+}
+END_TEST
+
+/* ---- training windows ---- */
+
+/* Start of row b as documented: the high half of r * (n_train - context). */
+static int64_t expected_start(uint64_t seed, int64_t step, int64_t b, int64_t starts)
+{
+    uint64_t r = td_rng_u64(seed, TD_RNG_STREAM_TEXT + (uint64_t)step, (uint64_t)b);
+    return (int64_t)(((unsigned __int128)r * (uint64_t)starts) >> 64);
+}
+
+START_TEST(text_sample_windows_shifted_and_in_range)
+{
+    /* Training part lowercase, validation part uppercase: a sampled window
+     * reaching into validation would show an uppercase id (< 26). */
+    enum { N = 4000, C = 33, B = 16 };
+    const char *lower = "abcdefghijklmnopqrstuvwxyz", *upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    int32_t k[N];
+    uint8_t *s = alphabet_text(lower, N, 3, k);
+    uint8_t *val = alphabet_text(upper, N / 4, 4, NULL);
+    memcpy(s + N - N / 4, val, N / 4);
+    struct td_text t;
+    load_ok(s, N, 0.25, C, &t);
+    ck_assert_int_eq(t.vocab.size, 52);
+    ck_assert_int_eq(t.n_train, N - N / 4);
+    int32_t x[B * C], y[B * C];
+    for (int64_t step = 0; step < 50; step++) {
+        ck_assert_int_eq(td_text_sample(&t, 9, step, B, C, x, y), TD_OK);
+        for (int b = 0; b < B; b++) {
+            int64_t s0 = expected_start(9, step, b, t.n_train - C);
+            ck_assert_int_le(s0 + C, t.n_train - 1);
+            for (int j = 0; j < C; j++) {
+                /* Uppercase ids are 0..25, lowercase 26..51. */
+                ck_assert_int_eq(x[b * C + j], 26 + k[s0 + j]);
+                ck_assert_int_eq(y[b * C + j], 26 + k[s0 + j + 1]);
+                if (j + 1 < C) ck_assert_int_eq(y[b * C + j], x[b * C + j + 1]);
+            }
+        }
+    }
+    td_text_free(&t);
+    free(s);
+    free(val);
+}
+END_TEST
+
+START_TEST(text_sample_reaches_every_start)
+{
+    /* 12 distinct bytes, context 9: starts 0, 1, 2, told apart by x[0]. */
+    struct td_text t;
+    load_ok("abcdefghijkl", 12, 0.0, 9, &t);
+    enum { B = 3000 };
+    static int32_t x[B * 9], y[B * 9];
+    ck_assert_int_eq(td_text_sample(&t, 1, 0, B, 9, x, y), TD_OK);
+    int count[3] = {0};
+    for (int b = 0; b < B; b++) {
+        ck_assert_int_le(x[b * 9], 2);
+        for (int j = 0; j < 9; j++) {
+            ck_assert_int_eq(x[b * 9 + j], x[b * 9] + j);
+            ck_assert_int_eq(y[b * 9 + j], x[b * 9] + j + 1);
+        }
+        count[x[b * 9]]++;
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(count[i] > 850 && count[i] < 1150, "start %d drawn %d times of %d", i,
+                      count[i], B);
+    td_text_free(&t);
+}
+END_TEST
+
+START_TEST(text_sample_is_pure)
+{
+    enum { N = 5000, C = 16, B = 8 };
+    uint8_t *s = alphabet_text("abcdefghijklmnopqrstuvwxyz .,\n", N, 5, NULL);
+    struct td_text t;
+    load_ok(s, N, 0.1, C, &t);
+    int32_t x1[B * C], y1[B * C], x2[B * C], y2[B * C], x3[B * C], y3[B * C];
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, B, C, x1, y1), TD_OK);
+    /* Other calls in between change nothing: no hidden state. */
+    ck_assert_int_eq(td_text_sample(&t, 7, 3, B, C, x3, y3), TD_OK);
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, B, C, x2, y2), TD_OK);
+    ck_assert_mem_eq(x1, x2, sizeof(x1));
+    ck_assert_mem_eq(y1, y2, sizeof(y1));
+    ck_assert(memcmp(x1, x3, sizeof(x1)) != 0);
+    ck_assert_int_eq(td_text_sample(&t, 7, 101, B, C, x3, y3), TD_OK);
+    ck_assert(memcmp(x1, x3, sizeof(x1)) != 0);
+    ck_assert_int_eq(td_text_sample(&t, 8, 100, B, C, x3, y3), TD_OK);
+    ck_assert(memcmp(x1, x3, sizeof(x1)) != 0);
+    /* Row b depends on b alone: a smaller batch is a prefix. */
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, 3, C, x3, y3), TD_OK);
+    ck_assert_mem_eq(x3, x1, 3 * C * sizeof(int32_t));
+    ck_assert_mem_eq(y3, y1, 3 * C * sizeof(int32_t));
+    /* Rows of one batch differ (start collisions among 8 of 4484 are rare). */
+    ck_assert(memcmp(x1, x1 + C, C * sizeof(int32_t)) != 0);
+
+    /* Bad arguments write nothing. A context of n_train leaves no start;
+     * xl and yl hold such a window, so a faulty check cannot overrun them. */
+    static int32_t xl[4500], yl[4500], guard[4500];
+    ck_assert_int_eq(t.n_train, 4500);
+    memset(guard, 0x5a, sizeof(guard));
+    memcpy(xl, guard, sizeof(guard));
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, 0, C, xl, yl), TD_ERR_ARG);
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, B, 0, xl, yl), TD_ERR_ARG);
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, 1, t.n_train, xl, yl), TD_ERR_ARG);
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, B, C, NULL, yl), TD_ERR_ARG);
+    ck_assert_int_eq(td_text_sample(NULL, 7, 100, B, C, xl, yl), TD_ERR_ARG);
+    ck_assert_mem_eq(xl, guard, sizeof(guard));
+    /* The longest context the training part allows: one start. */
+    ck_assert_int_eq(td_text_sample(&t, 7, 100, 1, t.n_train - 1, xl, yl), TD_OK);
+    ck_assert_int_eq(xl[0], t.tokens[0]);
+    ck_assert_int_eq(yl[t.n_train - 2], t.tokens[t.n_train - 1]);
+    td_text_free(&t);
+    free(s);
+}
+END_TEST
+
+/* ---- validation windows ---- */
+
+START_TEST(text_val_windows_cover_once)
+{
+    /* 900 training bytes from a..z, then 100 validation bytes 0x80 + i: the
+     * validation byte at offset i has id 26 + i, so a target names its place. */
+    enum { N = 1000, NV = 100, C = 7, B = 4 };
+    uint8_t *s = alphabet_text("abcdefghijklmnopqrstuvwxyz", N, 6, NULL);
+    for (int i = 0; i < NV; i++) s[N - NV + i] = (uint8_t)(0x80 + i);
+    struct td_text t;
+    load_ok(s, N, 0.1, C, &t);
+    ck_assert_int_eq(t.n_train, N - NV);
+    ck_assert_int_eq(t.vocab.size, 26 + NV);
+    /* (100 - 1) / 7 = 14 windows: targets at offsets 1..98; offset 99 is
+     * the dropped partial window, offset 0 only context. */
+    ck_assert_int_eq(td_text_val_windows(&t, C), 14);
+    int seen[NV] = {0};
+    int32_t x[B * C], y[B * C];
+    const int64_t want_count[] = {4, 4, 4, 2};
+    for (int64_t i = 0; i < 4; i++) {
+        memset(x, 0x5a, sizeof(x));
+        memset(y, 0x5a, sizeof(y));
+        int64_t got = td_text_val_batch(&t, i, B, C, x, y);
+        ck_assert_int_eq(got, want_count[i]);
+        for (int64_t r = 0; r < got; r++)
+            for (int j = 0; j < C; j++) {
+                int32_t off = y[r * C + j] - 26;
+                ck_assert_int_ge(off, 1);
+                ck_assert_int_lt(off, NV);
+                ck_assert_int_eq(off, (i * B + r) * C + j + 1);
+                seen[off]++;
+                ck_assert_int_eq(x[r * C + j], y[r * C + j] - 1);
+            }
+        for (int64_t e = got * C; e < B * C; e++) {
+            ck_assert_int_eq(x[e], 0);
+            ck_assert_int_eq(y[e], 0);
+        }
+    }
+    ck_assert_int_eq(seen[0], 0);
+    for (int off = 1; off <= 98; off++) ck_assert_int_eq(seen[off], 1);
+    ck_assert_int_eq(seen[99], 0);
+
+    /* Past the end, or bad arguments: 0 and nothing written. */
+    memset(x, 0x5a, sizeof(x));
+    ck_assert_int_eq(td_text_val_batch(&t, 4, B, C, x, y), 0);
+    ck_assert_int_eq(td_text_val_batch(&t, -1, B, C, x, y), 0);
+    ck_assert_int_eq(td_text_val_batch(&t, 0, 0, C, x, y), 0);
+    ck_assert_int_eq(td_text_val_batch(&t, 0, B, 0, x, y), 0);
+    ck_assert_int_eq(td_text_val_batch(&t, 0, B, 100, x, y), 0);
+    for (size_t e = 0; e < B * C; e++) ck_assert_int_eq(x[e], 0x5a5a5a5a);
+    /* One batch holding every window, and a context that fits exactly once. */
+    int32_t xa[14 * C], ya[14 * C];
+    ck_assert_int_eq(td_text_val_batch(&t, 0, 14, C, xa, ya), 14);
+    ck_assert_int_eq(ya[14 * C - 1] - 26, 98);
+    ck_assert_int_eq(td_text_val_windows(&t, 99), 1);
+    ck_assert_int_eq(td_text_val_windows(&t, 100), 0);
+    td_text_free(&t);
+
+    load_ok(s, N, 0.0, C, &t);
+    ck_assert_int_eq(td_text_val_windows(&t, C), 0);
+    ck_assert_int_eq(td_text_val_batch(&t, 0, B, C, x, y), 0);
+    td_text_free(&t);
+    free(s);
+}
+END_TEST
+
+/* ---- encode and decode ---- */
+
+START_TEST(text_encode_decode)
+{
+    struct td_text t;
+    load_ok("hello, world\n", 13, 0.0, 4, &t);
+    const struct td_vocab *v = &t.vocab;
+    int32_t ids[16];
+    char err[256] = "";
+    ck_assert_int_eq(td_vocab_encode(v, (const uint8_t *)"world", 5, ids, err, sizeof(err)), TD_OK);
+    const int32_t want[] = {9, 7, 8, 6, 3};
+    ck_assert_mem_eq(ids, want, sizeof(want));
+    uint8_t out[16];
+    ck_assert_uint_eq(td_vocab_decode(v, ids, 5, out), 0);
+    ck_assert_mem_eq(out, "world", 5);
+    const char *all = "hello, world\n";
+    ck_assert_int_eq(td_vocab_encode(v, (const uint8_t *)all, 13, ids, err, sizeof(err)), TD_OK);
+    for (int i = 0; i < 13; i++) ck_assert_int_eq(ids[i], t.tokens[i]);
+    ck_assert_uint_eq(td_vocab_decode(v, ids, 13, out), 0);
+    ck_assert_mem_eq(out, all, 13);
+
+    ck_assert_int_eq(td_vocab_encode(v, (const uint8_t *)"hello!", 6, ids, err, sizeof(err)),
+                     TD_ERR_ARG);
+    ck_assert_str_eq(err, "byte '!' at offset 5 is not in the vocabulary (10 bytes)");
+    ck_assert_int_eq(td_vocab_encode(v, (const uint8_t *)"w\xe2\x80\x99", 4, ids, err, sizeof(err)),
+                     TD_ERR_ARG);
+    ck_assert_str_eq(err, "byte '\\xe2' at offset 1 is not in the vocabulary (10 bytes)");
+    ck_assert_int_eq(td_vocab_encode(v, (const uint8_t *)"l'", 2, ids, err, sizeof(err)),
+                     TD_ERR_ARG);
+    ck_assert_str_eq(err, "byte '\\x27' at offset 1 is not in the vocabulary (10 bytes)");
+    ck_assert_int_eq(td_vocab_encode(v, (const uint8_t *)"\t", 1, ids, err, sizeof(err)),
+                     TD_ERR_ARG);
+    ck_assert_str_eq(err, "byte '\\x09' at offset 0 is not in the vocabulary (10 bytes)");
+    ck_assert_int_eq(td_vocab_encode(v, NULL, 0, NULL, err, sizeof(err)), TD_OK);
+
+    /* Ids outside [0, V) decode to '?' and are counted. */
+    const int32_t odd[] = {5, -1, 10, 4, 1 << 20};
+    ck_assert_uint_eq(td_vocab_decode(v, odd, 5, out), 3);
+    ck_assert_mem_eq(out, "h??e?", 5);
+    td_text_free(&t);
+}
+END_TEST
+
+/* ---- the vocabulary in HDF5 ---- */
+
+static enum td_status write_vocab_cb(hid_t file, const void *ctx, char *err, size_t errlen)
+{
+    return td_vocab_write_h5(file, ctx, "vocab.h5", err, errlen);
+}
+
+START_TEST(vocab_h5_round_trip)
+{
+    struct td_text t;
+    load_ok("hello, world\n", 13, 0.0, 4, &t);
+    const char *p = tpath("vocab.h5");
+    char err[512] = "";
+    ck_assert_msg(td_h5_write_atomic(p, write_vocab_cb, &t.vocab, err, sizeof(err)) == TD_OK, "%s",
+                  err);
+
+    /* What h5py sees: uint8 [10], the bytes in order. */
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, "vocab", H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    hid_t type = H5Dget_type(d), space = H5Dget_space(d);
+    ck_assert(H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1 &&
+              H5Tget_sign(type) == H5T_SGN_NONE);
+    ck_assert_int_eq(H5Sget_simple_extent_ndims(space), 1);
+    hsize_t dim;
+    H5Sget_simple_extent_dims(space, &dim, NULL);
+    ck_assert_uint_eq(dim, 10);
+    uint8_t bytes[10];
+    ck_assert_int_ge(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes), 0);
+    ck_assert_mem_eq(bytes, "\n ,dehlorw", 10);
+    H5Tclose(type);
+    H5Sclose(space);
+
+    /* From the open file and from the path. */
+    struct td_vocab v;
+    memset(&v, 0, sizeof(v));
+    ck_assert_msg(td_vocab_read_h5(f, &v, p, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_mem_eq(&v, &t.vocab, sizeof(v));
+    H5Dclose(d);
+    H5Fclose(f);
+    memset(&v, 0, sizeof(v));
+    ck_assert_msg(td_vocab_load(p, &v, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_mem_eq(&v, &t.vocab, sizeof(v));
+
+    /* A full 256-byte vocabulary. */
+    uint8_t all[256];
+    for (int i = 0; i < 256; i++) all[i] = (uint8_t)i;
+    struct td_vocab big;
+    ck_assert_int_eq(td_vocab_init(&big, all, 256, err, sizeof(err)), TD_OK);
+    const char *pb = tpath("vocab256.h5");
+    ck_assert_msg(td_h5_write_atomic(pb, write_vocab_cb, &big, err, sizeof(err)) == TD_OK, "%s",
+                  err);
+    ck_assert_msg(td_vocab_load(pb, &v, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_mem_eq(&v, &big, sizeof(v));
+
+    /* Writing refuses an invalid vocabulary, and a second `vocab`. */
+    struct td_vocab bad = t.vocab;
+    bad.byte[3] = ',';
+    f = h5_new(tpath("refused.h5"));
+    struct td_h5_quiet q;
+    td_h5_quiet_begin(&q);
+    ck_assert_int_eq(td_vocab_write_h5(f, &bad, "refused.h5", err, sizeof(err)), TD_ERR_ARG);
+    ck_assert_str_eq(err, "refused.h5: not a valid vocabulary: byte 0x2c at index 3 does not "
+                          "follow 0x2c (the bytes must be strictly increasing)");
+    ck_assert_int_eq(td_vocab_write_h5(f, &t.vocab, "refused.h5", err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_vocab_write_h5(f, &t.vocab, "refused.h5", err, sizeof(err)),
+                     TD_ERR_BACKEND);
+    td_h5_quiet_end(&q);
+    H5Fclose(f);
+    td_text_free(&t);
+}
+END_TEST
+
+static void expect_vocab_error(const char *path, enum td_status want, const char *msg_after_path)
+{
+    struct td_vocab v;
+    memset(&v, 0x3c, sizeof(v));
+    struct td_vocab before = v;
+    char err[512] = "", msg[1024];
+    enum td_status st = td_vocab_load(path, &v, err, sizeof(err));
+    ck_assert_msg(st == want, "%s: status %s, expected %s (%s)", path, td_status_name(st),
+                  td_status_name(want), err);
+    if (msg_after_path) {
+        snprintf(msg, sizeof(msg), "%s: %s", path, msg_after_path);
+        ck_assert_str_eq(err, msg);
+    } else {
+        ck_assert_msg(strstr(err, path), "message \"%s\" lacks the path", err);
+    }
+    ck_assert_mem_eq(&v, &before, sizeof(v));
+}
+
+/* A file holding one dataset `name`, on which td_vocab_load fails with msg. */
+static void expect_vocab_file_error(const char *file, const char *name, hid_t ft, hid_t mt,
+                                    int rank, const hsize_t *dims, const void *data,
+                                    const char *msg)
+{
+    const char *p = tpath(file);
+    hid_t f = h5_new(p);
+    h5_put(f, name, ft, mt, rank, dims, data);
+    H5Fclose(f);
+    expect_vocab_error(p, TD_ERR_FORMAT, msg);
+}
+
+START_TEST(vocab_h5_errors)
+{
+    const uint8_t ok3[3] = {'a', 'b', 'c'}, abb[3] = {'a', 'b', 'b'}, many[300] = {0};
+    const int32_t wide[3] = {97, 98, 99};
+    const float w[3] = {1, 2, 3};
+    const hsize_t d3[1] = {3}, d23[2] = {1, 3}, d300[1] = {300};
+    expect_vocab_file_error("vocab-int32.h5", "vocab", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, d3, wide,
+                            "dataset 'vocab' is int32, expected uint8");
+    expect_vocab_file_error("vocab-int8.h5", "vocab", H5T_STD_I8LE, H5T_NATIVE_INT8, 1, d3, ok3,
+                            "dataset 'vocab' is int8, expected uint8");
+    expect_vocab_file_error("vocab-rank2.h5", "vocab", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, d23, ok3,
+                            "dataset 'vocab' has shape [1,3], expected [V] with V in 1..256");
+    expect_vocab_file_error("vocab-scalar.h5", "vocab", H5T_STD_U8LE, H5T_NATIVE_UINT8, 0, NULL,
+                            ok3, "dataset 'vocab' has shape [], expected [V] with V in 1..256");
+    expect_vocab_file_error("vocab-300.h5", "vocab", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d300, many,
+                            "dataset 'vocab' has shape [300], expected [V] with V in 1..256");
+    expect_vocab_file_error("vocab-dup.h5", "vocab", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d3, abb,
+                            "dataset 'vocab' is not a vocabulary: byte 0x62 at index 2 does not "
+                            "follow 0x62 (the bytes must be strictly increasing)");
+    expect_vocab_file_error("vocab-none.h5", "weight", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d3, w,
+                            "no vocabulary (dataset 'vocab'): not a text model's weights");
+
+    expect_vocab_error(tpath("vocab-missing.h5"), TD_ERR_IO, NULL);
+    const char *text = tpath("vocab-text.h5");
+    write_bytes(text, "not hdf5", 8, 0);
+    expect_vocab_error(text, TD_ERR_FORMAT, NULL);
+}
+END_TEST
+
+/* ---- the King James Bible (tools/kjv.sh), when `bible` is installed ---- */
+
+START_TEST(kjv_text)
+{
+    if (!kjv_script) {
+        printf("kjv_text: no path to tools/kjv.sh given, nothing to check\n");
+        return;
+    }
+    /* Without `bible` the script would install it: not from a test. */
+    if (system("command -v bible >/dev/null 2>&1") != 0) {
+        printf("kjv_text: `bible` (Debian bible-kjv) not installed, nothing to check\n");
+        return;
+    }
+    const char *out = tpath("kjv.txt");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", kjv_script, out);
+    ck_assert_int_eq(system(cmd), 0);
+    struct td_text t;
+    char err[512] = "";
+    ck_assert_msg(td_text_load(out, 0.1, 256, &t, err, sizeof(err)) == TD_OK, "%s", err);
+    ck_assert_int_eq(t.n, 4298239);
+    ck_assert_int_eq(t.n_train, 4298239 - 429823);
+    const char *bytes = "\n !'(),-.0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWYZ"
+                        "abcdefghijklmnopqrstuvwxyz";
+    ck_assert_int_eq(t.vocab.size, 73);
+    ck_assert_mem_eq(t.vocab.byte, bytes, 73);
+    const char *head =
+        "\nGenesis 1\n\n  1 In the beginning God created the heaven and the earth.\n";
+    uint8_t dec[80];
+    int32_t ids[80];
+    size_t hn = strlen(head);
+    for (size_t i = 0; i < hn; i++) ids[i] = t.tokens[i];
+    ck_assert_uint_eq(td_vocab_decode(&t.vocab, ids, hn, dec), 0);
+    ck_assert_mem_eq(dec, head, hn);
+    td_text_free(&t);
+
+    /* A second run leaves the file alone. */
+    struct stat before, after;
+    ck_assert_int_eq(stat(out, &before), 0);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(stat(out, &after), 0);
+    ck_assert(before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+              before.st_mtim.tv_nsec == after.st_mtim.tv_nsec && after.st_size == 4298239);
+    unlink(out);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -1001,12 +1644,26 @@ static Suite *io_suite(void)
     tcase_add_test(tc, checkpoint_rejects);
     tcase_add_test(tc, checkpoint_interrupted_save);
     tcase_add_test(tc, checkpoint_truncated);
+    tcase_add_test(tc, text_vocab_of_known_string);
+    tcase_add_test(tc, text_vocab_init_checks_order);
+    tcase_add_test(tc, text_split_sizes);
+    tcase_add_test(tc, text_load_errors);
+    tcase_add_test(tc, text_load_file_matches_bytes);
+    tcase_add_test(tc, text_sample_windows_shifted_and_in_range);
+    tcase_add_test(tc, text_sample_reaches_every_start);
+    tcase_add_test(tc, text_sample_is_pure);
+    tcase_add_test(tc, text_val_windows_cover_once);
+    tcase_add_test(tc, text_encode_decode);
+    tcase_add_test(tc, vocab_h5_round_trip);
+    tcase_add_test(tc, vocab_h5_errors);
+    tcase_add_test(tc, kjv_text);
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    kjv_script = argc > 1 ? argv[1] : NULL;
     snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/td_test_io_XXXXXX");
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
