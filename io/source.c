@@ -112,3 +112,59 @@ enum td_status td_source_images(const struct td_dataset *train, const struct td_
     src->release = image_release;
     return TD_OK;
 }
+
+struct text_source {
+    const struct td_text *t;
+    int64_t batch, context;
+    uint64_t seed;
+};
+
+static void text_release(void *ctx)
+{
+    free(ctx);
+}
+
+static enum td_status text_train_batch(void *ctx, int64_t step, void *const *bufs, char *err,
+                                       size_t errlen)
+{
+    const struct text_source *s = ctx;
+    if (td_text_sample(s->t, s->seed, step, s->batch, s->context, bufs[0], bufs[1]) != TD_OK)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "text: cannot sample step %" PRId64, step);
+    return TD_OK;
+}
+
+static int64_t text_eval_batch(void *ctx, int64_t i, void *const *bufs)
+{
+    const struct text_source *s = ctx;
+    return td_text_val_batch(s->t, i, s->batch, s->context, bufs[0], bufs[1]);
+}
+
+enum td_status td_source_text(const struct td_text *t, int64_t batch, int64_t context,
+                              uint64_t seed, struct td_source *src, char *err, size_t errlen)
+{
+    if (!src || !t) return td_io_errf(TD_ERR_ARG, err, errlen, "text: NULL argument");
+    memset(src, 0, sizeof(*src));
+    if (batch < 1 || context < 1)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "text: batch %" PRId64 " and context %" PRId64 " must be >= 1", batch,
+                          context);
+    if (t->n_train < context + 1)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "text: %" PRId64 " training tokens, fewer than one window of %" PRId64,
+                          t->n_train, context + 1);
+    struct text_source *s = malloc(sizeof(*s));
+    if (!s) return td_io_errf(TD_ERR_NOMEM, err, errlen, "text: out of memory");
+    *s = (struct text_source){t, batch, context, seed};
+    src->ctx = s;
+    src->n_bufs = 2;
+    src->shape[0] = src->shape[1] = TD_SHAPE(batch, context);
+    src->dtype[0] = src->dtype[1] = TD_I32;
+    src->items_per_batch = batch * context;
+    src->train_items = t->n_train;
+    src->item_name = "tokens";
+    src->train_batch = text_train_batch;
+    src->eval_batches = (td_text_val_windows(t, context) + batch - 1) / batch;
+    src->eval_batch = text_eval_batch;
+    src->release = text_release;
+    return TD_OK;
+}

@@ -16,6 +16,7 @@
 #include "graph/shape.h"
 #include "graph/status.h"
 #include "io/dataset.h"
+#include "io/text.h"
 
 #define TD_SOURCE_MAX_BUFS 4
 
@@ -65,5 +66,16 @@ void td_source_free(struct td_source *src);
 enum td_status td_source_images(const struct td_dataset *train, const struct td_dataset *eval,
                                 int64_t batch, uint64_t seed, struct td_source *src, char *err,
                                 size_t errlen);
+
+/* Windows of a text: buffers x (token ids) and y (next-token targets), both
+ * [batch, context] TD_I32. Training batch k is td_text_sample(t, seed, k):
+ * random windows, no epochs (steps_per_epoch 0; train_items is the number
+ * of training tokens). Evaluation walks the validation windows in order
+ * (td_text_val_batch), the last batch padded. t is not copied: it must
+ * outlive the source. Returns TD_OK, TD_ERR_ARG (batch or context < 1, a
+ * training part shorter than one window) or TD_ERR_NOMEM, with a message in
+ * err. Free with td_source_free. */
+enum td_status td_source_text(const struct td_text *t, int64_t batch, int64_t context,
+                              uint64_t seed, struct td_source *src, char *err, size_t errlen);
 
 #endif

@@ -15,6 +15,10 @@ static const char train_usage[] =
     "  --data PATH         Fashion-MNIST IDX directory (default " TD_FASHION_MNIST_DIR ")\n"
     "                      or an HDF5 file with datasets x [N,...] and y [N]\n"
     "  --test-data FILE    HDF5 test set when --data is HDF5\n"
+    "  --text FILE         text models (gpt): a file of bytes (tools/kjv.sh writes the KJV)\n"
+    "  --val-fraction X    text: the last fraction held out for validation (default 0.1)\n"
+    "  --layers N, --d-model N, --heads N, --context N, --dropout X\n"
+    "                      the model's shape (gpt: 4, 256, 4, 128, 0)\n"
     "  --optimizer NAME    sgd, momentum, nesterov, adam, adamw, tangent-sgd, curv-sgd,\n"
     "                      adahessian, sophia (default tangent-sgd)\n"
     "  --lr X              base learning rate (default: the optimizer's)\n"
@@ -42,9 +46,29 @@ static const char train_usage[] =
 
 static const char eval_usage[] =
     "usage: tandem eval --weights FILE [--model NAME] [--data PATH] [--test-data FILE]\n"
-    "                   [--batch N] [--threads N]\n"
-    "  Evaluates saved weights on the test set (Fashion-MNIST's t10k by default).\n"
-    "  The model is read from the weights file when it records one.\n";
+    "                   [--text FILE] [--val-fraction X] [--batch N] [--threads N]\n"
+    "  --batch N defaults to 1000 images or 16 text windows.\n"
+    "  Evaluates saved weights: image models on the test set (Fashion-MNIST's t10k\n"
+    "  by default), text models on the validation part of --text. The model and\n"
+    "  its options are read from the weights file when it records them.\n";
+
+/* A text model's weights hold the vocabulary it was trained with: the text
+ * it is evaluated on must tokenize the same way. */
+static enum td_status check_vocab(const char *weights, const struct td_vocab *text, char *err,
+                                  size_t errlen)
+{
+    struct td_vocab v;
+    enum td_status st = td_vocab_load(weights, &v, err, errlen);
+    if (st != TD_OK) return st;
+    if (v.size != text->size || memcmp(v.byte, text->byte, (size_t)v.size) != 0) {
+        snprintf(err, errlen,
+                 "%s was trained on a vocabulary of %d bytes, the text has %d other ones: "
+                 "its token ids would mean other bytes",
+                 weights, v.size, text->size);
+        return TD_ERR_ARG;
+    }
+    return TD_OK;
+}
 
 struct progress {
     int tty;
@@ -212,6 +236,7 @@ int td_cmd_train(int argc, char **argv)
         .sc = {.model = "mlp",
                .mc = {.dropout = -1},
                .data = TD_FASHION_MNIST_DIR,
+               .val_fraction = 0.1,
                .batch = 64,
                .seed = 1},
         .optimizer = "tangent-sgd",
@@ -229,6 +254,9 @@ int td_cmd_train(int argc, char **argv)
         {"--model", TD_OPT_STR, &f.sc.model, 0, 0},
         {"--data", TD_OPT_STR, &f.sc.data, 0, 0},
         {"--test-data", TD_OPT_STR, &f.sc.test_data, 0, 0},
+        {"--text", TD_OPT_STR, &f.sc.text, 0, 0},
+        {"--val-fraction", TD_OPT_FLOAT, &f.sc.val_fraction, 0, 0.9},
+        TD_MODEL_OPTS(f.sc.mc),
         {"--optimizer", TD_OPT_STR, &f.optimizer, 0, 0},
         {"--lr", TD_OPT_FLOAT, &f.lr, 1e-12, 1e9},
         {"--momentum", TD_OPT_FLOAT, &f.momentum, 0, 0.999999},
@@ -262,7 +290,7 @@ int td_cmd_eval(int argc, char **argv)
     struct td_setup_config c = {.model = NULL,
                                 .mc = {.dropout = -1},
                                 .data = TD_FASHION_MNIST_DIR,
-                                .batch = 1000,
+                                .val_fraction = 0.1,
                                 .seed = 1};
     const char *weights = NULL;
     long long threads = 0;
@@ -271,6 +299,8 @@ int td_cmd_eval(int argc, char **argv)
         {"--model", TD_OPT_STR, &c.model, 0, 0},
         {"--data", TD_OPT_STR, &c.data, 0, 0},
         {"--test-data", TD_OPT_STR, &c.test_data, 0, 0},
+        {"--text", TD_OPT_STR, &c.text, 0, 0},
+        {"--val-fraction", TD_OPT_FLOAT, &c.val_fraction, 0, 0.9},
         {"--batch", TD_OPT_INT, &c.batch, 1, 1 << 20},
         {"--threads", TD_OPT_INT, &threads, 1, 1024},
     };
@@ -289,12 +319,24 @@ int td_cmd_eval(int argc, char **argv)
         st = TD_ERR_FORMAT;
     struct td_setup s;
     memset(&s, 0, sizeof(s));
-    if (st == TD_OK) st = td_setup_init(&s, &c, err, sizeof(err));
+    if (st == TD_OK) {
+        const struct td_model_info *info = td_model_find(c.model);
+        /* A text batch holds whole windows: fewer rows suit it. */
+        if (c.batch == 0) c.batch = info && info->data == TD_DATA_TEXT ? 16 : 1000;
+        st = td_setup_init(&s, &c, err, sizeof(err));
+    }
+    if (st == TD_OK && s.desc.kind == TD_DATA_TEXT)
+        st = check_vocab(weights, &s.text.vocab, err, sizeof(err));
     double loss = NAN, acc = NAN;
     if (st == TD_OK) st = td_weights_import(td_graph_params(s.g), weights, 0, err, sizeof(err));
     if (st == TD_OK)
         st = td_evaluate(&s.tm, &s.src, 0, (int)threads, &loss, &acc, err, sizeof(err));
-    if (st == TD_OK)
+    if (st == TD_OK && s.desc.kind == TD_DATA_TEXT)
+        printf("%s on %lld validation tokens of %s: loss %.4f nats/token (%.4f bits), "
+               "next-token accuracy %.2f%%\n",
+               weights, (long long)(s.text.n - s.text.n_train), c.text, loss, loss / log(2),
+               100 * acc);
+    else if (st == TD_OK)
         printf("%s on %lld test samples: loss %.4f, accuracy %.2f%%\n", weights,
                (long long)s.test.n, loss, 100 * acc);
     else

@@ -42,6 +42,23 @@ static enum td_status load_images(struct td_setup *s, const struct td_setup_conf
                             &s->src, err, errlen);
 }
 
+static enum td_status load_text(struct td_setup *s, const struct td_setup_config *c, char *err,
+                                size_t errlen)
+{
+    if (!c->text)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "model %s trains on text: give --text FILE (tools/kjv.sh FILE writes "
+                          "the King James Bible)",
+                          s->info->name);
+    struct td_model_config mc = td_model_defaults(s->info, &c->mc);
+    enum td_status st = td_text_load(c->text, c->val_fraction, mc.context, &s->text, err, errlen);
+    if (st != TD_OK) return st;
+    s->desc.kind = TD_DATA_TEXT;
+    s->desc.classes = s->text.vocab.size;
+    return td_source_text(&s->text, c->batch, mc.context, (uint64_t)c->seed, &s->src, err,
+                          errlen);
+}
+
 enum td_status td_setup_init(struct td_setup *s, const struct td_setup_config *c, char *err,
                              size_t errlen)
 {
@@ -56,7 +73,8 @@ enum td_status td_setup_init(struct td_setup *s, const struct td_setup_config *c
         return td_io_errf(TD_ERR_ARG, err, errlen, "unknown model '%s' (models: %s)", c->model,
                           names);
     }
-    enum td_status st = load_images(s, c, err, errlen);
+    enum td_status st = s->info->data == TD_DATA_TEXT ? load_text(s, c, err, errlen)
+                                                      : load_images(s, c, err, errlen);
     if (st != TD_OK) return st;
     s->g = td_graph_new((uint64_t)c->seed);
     if (!s->g) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
@@ -81,6 +99,7 @@ void td_setup_free(struct td_setup *s)
     td_graph_free(s->g);
     td_dataset_free(&s->train);
     td_dataset_free(&s->test);
+    td_text_free(&s->text);
     memset(s, 0, sizeof(*s));
 }
 
@@ -88,5 +107,9 @@ struct td_weights_meta td_setup_meta(const struct td_setup *s)
 {
     struct td_weights_meta meta = {.model = s->info->name,
                                    .model_config = s->model_config[0] ? s->model_config : NULL};
+    if (s->desc.kind == TD_DATA_TEXT) {
+        meta.vocab = s->text.vocab.byte;
+        meta.vocab_size = s->text.vocab.size;
+    }
     return meta;
 }

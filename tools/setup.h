@@ -27,6 +27,8 @@ struct td_setup_config {
     struct td_model_config mc; /* model options; unset fields take the model's defaults */
     const char *data;          /* images: an IDX directory (Fashion-MNIST) or HDF5 (x, y) */
     const char *test_data;     /* HDF5 evaluation set when data is HDF5; NULL: none */
+    const char *text;          /* text models: a file of bytes */
+    double val_fraction;       /* text: the last fraction held out for validation */
     long long batch;
     long long seed; /* initialisation and batch order */
 };
@@ -36,6 +38,7 @@ struct td_setup {
     struct td_data_desc desc;
     struct td_dataset train, test;
     int has_test;
+    struct td_text text;
     struct td_graph *g;
     struct td_model m;
     struct td_source src;
@@ -43,7 +46,8 @@ struct td_setup {
     char model_config[256]; /* td_model_config_format of the options used */
 };
 
-/* Loads the data, builds the model and the source. Returns TD_OK or an
+/* Loads the data (images for image models, c->text for text models),
+ * builds the model and the source. Returns TD_OK or an
  * error with a message in err (unknown model, missing data, a model that
  * does not take that data, a bad option). Free with td_setup_free, also
  * after a failure. */
