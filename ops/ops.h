@@ -41,8 +41,11 @@ struct td_node *td_step(struct td_graph *g, struct td_node *x);
 struct td_node *td_mask_positive(struct td_graph *g, struct td_node *a, struct td_node *m);
 
 /* Matrix product of the last two axes: op(a) [.., M, K] x op(b) [.., K, N],
- * op = transpose when the flag is set. Leading (batch) axes must be equal,
- * or one operand may be 2-D and is then shared by every batch of the other. */
+ * op = transpose when the flag is set. The leading (batch) axes broadcast as
+ * in NumPy: ranks may differ, a missing axis or a batch dim of 1 stretches
+ * ([B,H,T,T] x [1,H,T,dh], [H,T,dh] x [B,H,dh,T], a 2-D operand shared by
+ * every batch). Errors: rank < 2, integer operands, inner dims differing,
+ * batch dims that do not broadcast. */
 struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
                           int transpose_b);
 
