@@ -90,4 +90,30 @@ struct td_node *td_softmax_cross_entropy(struct td_graph *g, struct td_node *log
 struct td_node *td_softmax_cross_entropy_grad(struct td_graph *g, struct td_node *logits,
                                               struct td_node *labels);
 
+/* Sequence ops (GPT): copies along one axis. x may be TD_F32 or TD_I32
+ * (slicing token ids is fine); integer results get no derivatives.
+ *
+ * x[..., start : start + length, ...] along `axis` (0 <= axis < rank,
+ * 0 <= start, 1 <= length, start + length <= dim). Taking the whole axis
+ * returns x itself. */
+struct td_node *td_slice(struct td_graph *g, struct td_node *x, int axis, int start, int length);
+
+/* x with `before` zeros ahead of it and `after` zeros behind it along
+ * `axis` (both >= 0): [.., D, ..] -> [.., before + D + after, ..]. Zero
+ * padding returns x itself. */
+struct td_node *td_pad(struct td_graph *g, struct td_node *x, int axis, int before, int after);
+
+/* The n operands xs[0..n) joined along `axis` in order; they share a dtype
+ * and every dim but the axis. 1 <= n <= TD_MAX_SRC (3): join more by
+ * nesting concats; n outside that range is a TD_ERR_ARG error. n == 1
+ * returns xs[0] itself. */
+struct td_node *td_concat(struct td_graph *g, struct td_node *const *xs, int n, int axis);
+
+/* Not an op: n equal slices of x along `axis` into out[0..n), the inverse
+ * of td_concat. Returns TD_OK, or records and returns an error (axis out of
+ * range or the dim not divisible by n: TD_ERR_SHAPE) with every out[k]
+ * NULL. */
+enum td_status td_split(struct td_graph *g, struct td_node *x, int axis, int n,
+                        struct td_node **out);
+
 #endif

@@ -1,0 +1,335 @@
+/* Sequence-model ops beyond the op-table suite: exact messages of bad
+ * builds; slice, pad and concat on shapes large enough to split rows
+ * between threads (against loops here, and bitwise equal on 1 and 2
+ * threads), on token ids (int32), through td_split, and concat's JVP with
+ * some tangents missing; matmul's broadcast batch errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/autodiff.h"
+#include "graph/graph.h"
+#include "graph/plan.h"
+#include "ops/ops.h"
+#include "tests/testutil.h"
+
+/* Builds one node under the scope "bad" and checks the recorded error. */
+#define ASSERT_BUILD_FAILS(g, expr, status, text)                                                  \
+    do {                                                                                           \
+        td_scope_push((g), "bad");                                                                 \
+        struct td_node *bad_ = (expr);                                                             \
+        td_scope_pop(g);                                                                           \
+        ck_assert_ptr_null(bad_);                                                                  \
+        ck_assert_int_eq(td_graph_status(g), (status));                                            \
+        ck_assert_str_eq(td_graph_error(g), (text));                                               \
+        td_graph_clear_error(g);                                                                   \
+    } while (0)
+
+/* Compiles outs for `threads` threads with every node big enough to be
+ * split between them, runs once and returns a malloc'd copy of each output
+ * (4-byte elements) in copies[i]. */
+static void run_copies(struct td_graph *g, struct td_node *const *outs, int n,
+                       const struct td_feed *feeds, int n_feeds, int threads, void **copies)
+{
+    struct td_compile_options o = {.num_threads = threads, .parallel_cost = 1};
+    struct td_plan *p = td_compile(g, outs, n, &o);
+    ck_assert_msg(p != NULL, "compile: %s", td_graph_error(g));
+    ck_assert_msg(td_run(p, feeds, n_feeds) == TD_OK, "run: %s", td_plan_error(p));
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)td_shape_numel(td_node_shape(outs[i])) * 4;
+        copies[i] = malloc(bytes);
+        ck_assert_ptr_nonnull(copies[i]);
+        memcpy(copies[i], td_plan_output(p, i), bytes);
+    }
+    td_plan_free(p);
+}
+
+/* Runs outs on 1 and on 2 threads, checks the results are bitwise equal and
+ * returns the 2-thread copies. */
+static void run_both(struct td_graph *g, struct td_node *const *outs, int n,
+                     const struct td_feed *feeds, int n_feeds, void **copies)
+{
+    void *one[8];
+    ck_assert_int_le(n, 8);
+    run_copies(g, outs, n, feeds, n_feeds, 1, one);
+    run_copies(g, outs, n, feeds, n_feeds, 2, copies);
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)td_shape_numel(td_node_shape(outs[i])) * 4;
+        ck_assert_msg(memcmp(one[i], copies[i], bytes) == 0,
+                      "output %d differs between 1 and 2 threads", i);
+        free(one[i]);
+    }
+}
+
+START_TEST(test_axis_errors)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 4), TD_F32);
+    struct td_node *y = td_input(g, "y", TD_SHAPE(3, 5), TD_F32);
+    struct td_node *b3 = td_input(g, "b3", TD_SHAPE(2, 3, 4), TD_F32);
+    struct td_node *ids = td_input(g, "ids", TD_SHAPE(2, 4), TD_I32);
+    tu_assert_graph_ok(g, "inputs");
+
+    ASSERT_BUILD_FAILS(g, td_slice(g, b3, 3, 0, 1), TD_ERR_SHAPE,
+                       "slice 'bad': axis 3 out of range for [2,3,4]");
+    ASSERT_BUILD_FAILS(g, td_slice(g, x, -1, 0, 1), TD_ERR_SHAPE,
+                       "slice 'bad': axis -1 out of range for [2,4]");
+    ASSERT_BUILD_FAILS(g, td_slice(g, x, 1, 2, 3), TD_ERR_SHAPE,
+                       "slice 'bad': range [2, 5) is outside axis 1 of [2,4] (size 4)");
+    ASSERT_BUILD_FAILS(g, td_slice(g, x, 1, -1, 2), TD_ERR_SHAPE,
+                       "slice 'bad': range [-1, 1) is outside axis 1 of [2,4] (size 4)");
+    ASSERT_BUILD_FAILS(g, td_slice(g, x, 0, 0, 0), TD_ERR_SHAPE,
+                       "slice 'bad': length must be >= 1, got 0");
+    ASSERT_BUILD_FAILS(g, td_pad(g, x, 2, 1, 1), TD_ERR_SHAPE,
+                       "pad 'bad': axis 2 out of range for [2,4]");
+    ASSERT_BUILD_FAILS(g, td_pad(g, x, 0, 1, -2), TD_ERR_SHAPE,
+                       "pad 'bad': padding before 1 and after -2 must be >= 0");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, y}, 2, 1), TD_ERR_SHAPE,
+                       "concat 'bad': operand 2 [3,5] does not match operand 1 [2,4] off axis 1");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, b3}, 2, 0), TD_ERR_SHAPE,
+                       "concat 'bad': operand 2 [2,3,4] does not match operand 1 [2,4] off axis 0");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x, ids}, 3, 0), TD_ERR_SHAPE,
+                       "concat 'bad': operand 3 is int32 [2,4] but operand 1 is float32 [2,4]");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x}, 2, 2), TD_ERR_SHAPE,
+                       "concat 'bad': axis 2 out of range for [2,4]");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x}, 1, 5), TD_ERR_SHAPE,
+                       "concat 'bad': axis 5 out of range for [2,4]");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x, x, x}, 4, 0), TD_ERR_ARG,
+                       "concat: takes 1 to 3 operands (TD_MAX_SRC), got 4");
+    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x}, 0, 0), TD_ERR_ARG,
+                       "concat: takes 1 to 3 operands (TD_MAX_SRC), got 0");
+
+    struct td_node *parts[3] = {x, x, x};
+    ck_assert_int_eq(td_split(g, x, 1, 3, parts), TD_ERR_SHAPE);
+    ck_assert_str_eq(td_graph_error(g),
+                     "split: axis 1 of [2,4] (size 4) does not split into 3 equal parts");
+    ck_assert(!parts[0] && !parts[1] && !parts[2]);
+    td_graph_clear_error(g);
+    ck_assert_int_eq(td_split(g, x, 2, 2, parts), TD_ERR_SHAPE);
+    ck_assert_str_eq(td_graph_error(g), "split: axis 2 out of range for [2,4]");
+    td_graph_clear_error(g);
+
+    /* Identities are the operand itself, not a copy. */
+    ck_assert_ptr_eq(td_slice(g, x, 1, 0, 4), x);
+    ck_assert_ptr_eq(td_pad(g, x, 0, 0, 0), x);
+    ck_assert_ptr_eq(td_concat(g, &x, 1, 1), x);
+    tu_assert_graph_ok(g, "identities");
+    td_graph_free(g);
+}
+END_TEST
+
+/* x [A, B, C] element (a, b, c) in a test pattern that names its position. */
+static float pattern(int64_t a, int64_t b, int64_t c)
+{
+    return (float)(a * 1000000 + b * 1000 + c) * 0.5f;
+}
+
+/* Slice, pad and concat of [3, 300, 96] along each axis; concat along axis
+ * 0 leaves one outer row, which the copy splits into pieces. */
+START_TEST(test_axis_large)
+{
+    const int64_t A = 3, B = 300, C = 96;
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(A, B, C), TD_F32);
+    struct td_node *w = td_input(g, "w", TD_SHAPE(1, B, C), TD_F32);
+    struct td_node *outs[6];
+    outs[0] = td_slice(g, x, 1, 50, 200);
+    outs[1] = td_slice(g, x, 2, 10, 1);
+    outs[2] = td_pad(g, x, 0, 1, 2);
+    outs[3] = td_pad(g, x, 2, 3, 0);
+    outs[4] = td_concat(g, (struct td_node *[]){x, w}, 2, 0);
+    outs[5] = td_concat(g, (struct td_node *[]){x, x, x}, 3, 2);
+    tu_assert_graph_ok(g, "axis ops");
+    float *xd = malloc((size_t)(A * B * C) * sizeof(float));
+    float *wd = malloc((size_t)(B * C) * sizeof(float));
+    ck_assert(xd && wd);
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t c = 0; c < C; c++) xd[(a * B + b) * C + c] = pattern(a, b, c);
+    for (int64_t i = 0; i < B * C; i++) wd[i] = -1.0f - (float)i;
+    struct td_feed f[2] = {{x, xd}, {w, wd}};
+    void *res[6];
+    run_both(g, outs, 6, f, 2, res);
+
+    const float *s1 = res[0], *s2 = res[1], *p0 = res[2], *p2 = res[3], *c0 = res[4], *c2 = res[5];
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t b = 0; b < 200; b++)
+            for (int64_t c = 0; c < C; c++)
+                ck_assert_float_eq(s1[(a * 200 + b) * C + c], pattern(a, b + 50, c));
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t b = 0; b < B; b++) ck_assert_float_eq(s2[a * B + b], pattern(a, b, 10));
+    for (int64_t a = 0; a < A + 3; a++)
+        for (int64_t i = 0; i < B * C; i++)
+            ck_assert_float_eq(p0[a * B * C + i], a >= 1 && a <= A ? xd[(a - 1) * B * C + i] : 0);
+    for (int64_t r = 0; r < A * B; r++)
+        for (int64_t c = 0; c < C + 3; c++)
+            ck_assert_float_eq(p2[r * (C + 3) + c], c < 3 ? 0 : xd[r * C + c - 3]);
+    for (int64_t i = 0; i < (A + 1) * B * C; i++)
+        ck_assert_float_eq(c0[i], i < A * B * C ? xd[i] : wd[i - A * B * C]);
+    for (int64_t r = 0; r < A * B; r++)
+        for (int64_t c = 0; c < 3 * C; c++)
+            ck_assert_float_eq(c2[r * 3 * C + c], xd[r * C + c % C]);
+    for (int i = 0; i < 6; i++) free(res[i]);
+    free(xd);
+    free(wd);
+    td_graph_free(g);
+}
+END_TEST
+
+/* Token ids [B, T + 1] sliced into a GPT's inputs and targets, padded and
+ * joined again: int32 in, int32 out, bit for bit. */
+START_TEST(test_axis_ids)
+{
+    const int B = 3, T = 8;
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *tok = td_input(g, "tokens", TD_SHAPE(B, T + 1), TD_I32);
+    struct td_node *in = td_slice(g, tok, 1, 0, T), *tgt = td_slice(g, tok, 1, 1, T);
+    struct td_node *outs[4] = {in, tgt, td_pad(g, in, 1, 0, 1),
+                               td_concat(g, (struct td_node *[]){tgt, in}, 2, 0)};
+    tu_assert_graph_ok(g, "ids");
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(td_node_dtype(outs[i]), TD_I32);
+    int32_t td[B * (T + 1)];
+    for (int i = 0; i < B * (T + 1); i++) td[i] = 1000 + i;
+    struct td_feed f = {tok, td};
+    void *res[4];
+    run_both(g, outs, 4, &f, 1, res);
+    const int32_t *ri = res[0], *rt = res[1], *rp = res[2], *rc = res[3];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            ck_assert_int_eq(ri[b * T + t], td[b * (T + 1) + t]);
+            ck_assert_int_eq(rt[b * T + t], td[b * (T + 1) + t + 1]);
+            ck_assert_int_eq(rp[b * (T + 1) + t], td[b * (T + 1) + t]);
+            ck_assert_int_eq(rc[b * T + t], td[b * (T + 1) + t + 1]);
+            ck_assert_int_eq(rc[(B + b) * T + t], td[b * (T + 1) + t]);
+        }
+    for (int b = 0; b < B; b++) ck_assert_int_eq(rp[b * (T + 1) + T], 0);
+    for (int i = 0; i < 4; i++) free(res[i]);
+    td_graph_free(g);
+}
+END_TEST
+
+/* td_split into three heads-worth of [B, T, 3C] (q, k, v) and concat back. */
+START_TEST(test_split)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "qkv", TD_SHAPE(2, 5, 12), TD_F32);
+    struct td_node *p[3];
+    ck_assert_int_eq(td_split(g, x, 2, 3, p), TD_OK);
+    struct td_node *outs[4] = {p[0], p[1], p[2], td_concat(g, p, 3, 2)};
+    tu_assert_graph_ok(g, "split");
+    for (int k = 0; k < 3; k++) {
+        const struct td_shape *s = td_node_shape(p[k]);
+        ck_assert(s->rank == 3 && s->dim[0] == 2 && s->dim[1] == 5 && s->dim[2] == 4);
+    }
+    float xd[120];
+    for (int i = 0; i < 120; i++) xd[i] = (float)i;
+    struct td_feed f = {x, xd};
+    void *res[4];
+    run_both(g, outs, 4, &f, 1, res);
+    for (int r = 0; r < 10; r++)
+        for (int k = 0; k < 3; k++)
+            for (int c = 0; c < 4; c++)
+                ck_assert_float_eq(((float *)res[k])[r * 4 + c], xd[r * 12 + k * 4 + c]);
+    ck_assert_mem_eq(res[3], xd, sizeof xd);
+    for (int i = 0; i < 4; i++) free(res[i]);
+    /* One part is the operand itself. */
+    ck_assert_int_eq(td_split(g, x, 0, 1, p), TD_OK);
+    ck_assert_ptr_eq(p[0], x);
+    td_graph_free(g);
+}
+END_TEST
+
+/* concat's JVP when some operands have tangents and others not: the
+ * missing ones are zeros, whether one tangent (padded) or two (joined
+ * with a zero block) are given. */
+START_TEST(test_concat_partial_tangents)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x[3], *t[3];
+    const int64_t widths[3] = {2, 3, 1};
+    for (int k = 0; k < 3; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "x%d", k);
+        x[k] = td_input(g, name, TD_SHAPE(4, widths[k]), TD_F32);
+        snprintf(name, sizeof name, "t%d", k);
+        t[k] = td_input(g, name, TD_SHAPE(4, widths[k]), TD_F32);
+    }
+    struct td_node *y = td_concat(g, x, 3, 1), *jv[3];
+    struct td_node *wrt02[2] = {x[0], x[2]}, *tan02[2] = {t[0], t[2]};
+    ck_assert_int_eq(td_jvp(g, wrt02, tan02, 2, &y, 1, &jv[0]), TD_OK);
+    ck_assert_int_eq(td_jvp(g, &x[1], &t[1], 1, &y, 1, &jv[1]), TD_OK);
+    ck_assert_int_eq(td_jvp(g, x, t, 3, &y, 1, &jv[2]), TD_OK);
+    tu_assert_graph_ok(g, "jvp");
+    ck_assert_str_eq(td_node_op_name(jv[1]), "pad");
+    float data[3][2][8];
+    struct td_feed f[6];
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 4 * widths[k]; i++) {
+            data[k][0][i] = (float)(10 * k + i);
+            data[k][1][i] = (float)(-100 * (k + 1) - i);
+        }
+        f[2 * k] = (struct td_feed){x[k], data[k][0]};
+        f[2 * k + 1] = (struct td_feed){t[k], data[k][1]};
+    }
+    void *res[3];
+    run_both(g, jv, 3, f, 6, res);
+    for (int s = 0; s < 3; s++) {
+        const float *r = res[s];
+        for (int row = 0; row < 4; row++)
+            for (int k = 0, col = 0; k < 3; k++)
+                for (int c = 0; c < widths[k]; c++, col++) {
+                    int has = s == 2 || (s == 0 && k != 1) || (s == 1 && k == 1);
+                    float want = has ? data[k][1][row * widths[k] + c] : 0.0f;
+                    ck_assert_msg(r[row * 6 + col] == want, "set %d [%d,%d]: got %g, expected %g",
+                                  s, row, col, r[row * 6 + col], want);
+                }
+        free(res[s]);
+    }
+    td_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_matmul_broadcast_errors)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *q = td_input(g, "q", TD_SHAPE(2, 3, 4, 5), TD_F32);
+    struct td_node *k3 = td_input(g, "k3", TD_SHAPE(2, 4, 5), TD_F32);
+    struct td_node *v = td_input(g, "v", TD_SHAPE(3, 2, 5, 6), TD_F32);
+    tu_assert_graph_ok(g, "inputs");
+    ASSERT_BUILD_FAILS(g, td_matmul(g, q, k3, 0, 1), TD_ERR_SHAPE,
+                       "matmul 'bad': batch dimensions differ: [2,3,4,5] x [2,4,5]");
+    ASSERT_BUILD_FAILS(g, td_matmul(g, q, v, 0, 0), TD_ERR_SHAPE,
+                       "matmul 'bad': batch dimensions differ: [2,3,4,5] x [3,2,5,6]");
+    /* What does broadcast has NumPy's shape. */
+    struct td_node *k1 = td_input(g, "k1", TD_SHAPE(1, 3, 4, 5), TD_F32);
+    struct td_node *s = td_matmul(g, q, k1, 0, 1);
+    struct td_node *h = td_input(g, "h", TD_SHAPE(3, 5, 7), TD_F32);
+    struct td_node *u = td_matmul(g, td_input(g, "b1", TD_SHAPE(4, 1, 1, 4, 3), TD_F32),
+                                  td_input(g, "b2", TD_SHAPE(2, 1, 3, 7), TD_F32), 0, 0);
+    struct td_node *qh = td_matmul(g, q, h, 0, 0);
+    tu_assert_graph_ok(g, "broadcast");
+    struct td_shape want_s = TD_SHAPE(2, 3, 4, 4), want_qh = TD_SHAPE(2, 3, 4, 7);
+    struct td_shape want_u = TD_SHAPE(4, 2, 1, 4, 7);
+    ck_assert(td_shape_equal(td_node_shape(s), &want_s));
+    ck_assert(td_shape_equal(td_node_shape(qh), &want_qh));
+    ck_assert(td_shape_equal(td_node_shape(u), &want_u));
+    td_graph_free(g);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("seq");
+    TCase *a = tcase_create("axis");
+    tcase_add_test(a, test_axis_errors);
+    tcase_add_test(a, test_axis_large);
+    tcase_add_test(a, test_axis_ids);
+    tcase_add_test(a, test_split);
+    tcase_add_test(a, test_concat_partial_tangents);
+    suite_add_tcase(s, a);
+    TCase *m = tcase_create("matmul");
+    tcase_add_test(m, test_matmul_broadcast_errors);
+    suite_add_tcase(s, m);
+    return tu_run_suite(s);
+}
