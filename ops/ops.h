@@ -90,6 +90,19 @@ struct td_node *td_softmax_cross_entropy(struct td_graph *g, struct td_node *log
 struct td_node *td_softmax_cross_entropy_grad(struct td_graph *g, struct td_node *logits,
                                               struct td_node *labels);
 
+/* Rows of `table` [V, d] (TD_F32) picked by `ids` (TD_I32, any shape of
+ * rank 1 to TD_MAX_DIMS - 1): y [ids..., d]. Differentiable in the table.
+ * An id outside [0, V) makes td_run fail with TD_ERR_ARG and a message
+ * naming the node, the id and its position. */
+struct td_node *td_embedding_lookup(struct td_graph *g, struct td_node *table, struct td_node *ids);
+
+/* The lookup's VJP, a scatter-add: y [rows, d] with y[v] = sum of ct[p]
+ * over the positions p where ids[p] == v, summed in position order (the
+ * same bits for any thread count). ct [ids..., d] TD_F32, rows >= 1. An id
+ * outside [0, rows) fails the run as above. */
+struct td_node *td_embedding_grad(struct td_graph *g, struct td_node *ct, struct td_node *ids,
+                                  int rows);
+
 /* Sequence ops (GPT): copies along one axis. x may be TD_F32 or TD_I32
  * (slicing token ids is fine); integer results get no derivatives.
  *

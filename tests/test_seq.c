@@ -2,7 +2,9 @@
  * builds; slice, pad and concat on shapes large enough to split rows
  * between threads (against loops here, and bitwise equal on 1 and 2
  * threads), on token ids (int32), through td_split, and concat's JVP with
- * some tangents missing; matmul's broadcast batch errors. */
+ * some tangents missing; embedding's run-time errors for bad ids and its
+ * scatter-add against a sum in position order on 1 and 2 threads;
+ * matmul's broadcast batch errors. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +320,145 @@ START_TEST(test_matmul_broadcast_errors)
 }
 END_TEST
 
+START_TEST(test_embedding_errors)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *table = td_input(g, "table", TD_SHAPE(10, 4), TD_F32);
+    struct td_node *ids = td_input(g, "ids", TD_SHAPE(2, 3), TD_I32);
+    struct td_node *fids = td_input(g, "fids", TD_SHAPE(2, 3), TD_F32);
+    struct td_node *v = td_input(g, "v", TD_SHAPE(10), TD_F32);
+    struct td_node *s = td_input(g, "s", TD_SHAPE(), TD_I32);
+    struct td_node *ids5 = td_input(g, "ids5", TD_SHAPE(1, 1, 1, 1, 1, 2), TD_I32);
+    struct td_node *ct = td_input(g, "ct", TD_SHAPE(2, 3, 4), TD_F32);
+    struct td_node *ct_bad = td_input(g, "ct_bad", TD_SHAPE(2, 4, 4), TD_F32);
+    tu_assert_graph_ok(g, "inputs");
+
+    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, fids), TD_ERR_SHAPE,
+                       "embedding 'bad': expects int32 ids, got float32 [2,3]");
+    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, v, ids), TD_ERR_SHAPE,
+                       "embedding 'bad': expects a float32 table [rows, dim], got [10]");
+    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, ids, ids), TD_ERR_SHAPE,
+                       "embedding 'bad': expects a float32 table [rows, dim], got int32 [2,3]");
+    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, s), TD_ERR_SHAPE,
+                       "embedding 'bad': expects ids of rank >= 1, got []");
+    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, ids5), TD_ERR_SHAPE,
+                       "embedding 'bad': ids [1,1,1,1,1,2] leave no room for the embedding axis "
+                       "(rank at most 5)");
+    ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct_bad, ids, 10), TD_ERR_SHAPE,
+                       "embedding_grad 'bad': cotangent [2,4,4] does not match ids [2,3]: "
+                       "expected float32 [2,3] + [dim]");
+    ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct, ids, 0), TD_ERR_SHAPE,
+                       "embedding_grad 'bad': rows must be >= 1, got 0");
+    ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct, fids, 10), TD_ERR_SHAPE,
+                       "embedding_grad 'bad': expects int32 ids, got float32 [2,3]");
+    struct td_node *y = td_embedding_lookup(g, table, ids);
+    tu_assert_graph_ok(g, "lookup");
+    struct td_shape want = TD_SHAPE(2, 3, 4);
+    ck_assert(td_shape_equal(td_node_shape(y), &want));
+    td_graph_free(g);
+}
+END_TEST
+
+/* A bad id stops the run with TD_ERR_ARG and names the node, the id and
+ * its first position; the next run with good ids succeeds. */
+START_TEST(test_embedding_bad_id)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *table =
+        td_param(g, "tok_emb", TD_SHAPE(73, 8), (struct td_init){TD_INIT_ZEROS});
+    struct td_node *ids = td_input(g, "ids", TD_SHAPE(4, 6), TD_I32);
+    struct td_node *ct = td_input(g, "ct", TD_SHAPE(4, 6, 8), TD_F32);
+    td_scope_push(g, "tok_emb");
+    struct td_node *y = td_embedding_lookup(g, table, ids);
+    td_scope_pop(g);
+    td_scope_push(g, "scatter");
+    struct td_node *dt = td_embedding_grad(g, ct, ids, 73);
+    td_scope_pop(g);
+    tu_assert_graph_ok(g, "embedding");
+    int32_t id[24];
+    float cd[4 * 6 * 8] = {0};
+    for (int i = 0; i < 24; i++) id[i] = i;
+    struct td_feed f[2] = {{ids, id}, {ct, cd}};
+    for (int threads = 1; threads <= 2; threads++) {
+        struct td_compile_options o = {.num_threads = threads, .parallel_cost = 1};
+        struct td_plan *py = td_compile(g, &y, 1, &o), *pd = td_compile(g, &dt, 1, &o);
+        ck_assert(py && pd);
+        id[17] = 91;
+        id[20] = -3;
+        ck_assert_int_eq(td_run(py, f, 2), TD_ERR_ARG);
+        ck_assert_str_eq(td_plan_error(py),
+                         "run: embedding 'tok_emb': id 91 at position 17 is outside the table's "
+                         "73 rows");
+        ck_assert_int_eq(td_run(pd, f, 2), TD_ERR_ARG);
+        ck_assert_str_eq(td_plan_error(pd),
+                         "run: embedding_grad 'scatter': id 91 at position 17 is outside the "
+                         "table's 73 rows");
+        id[17] = 17;
+        ck_assert_int_eq(td_run(py, f, 2), TD_ERR_ARG);
+        ck_assert_str_eq(td_plan_error(py),
+                         "run: embedding 'tok_emb': id -3 at position 20 is outside the table's "
+                         "73 rows");
+        id[20] = 72;
+        ck_assert_int_eq(td_run(py, f, 2), TD_OK);
+        ck_assert_str_eq(td_plan_error(py), "");
+        ck_assert_int_eq(td_run(pd, f, 2), TD_OK);
+        id[20] = 20;
+        td_plan_free(py);
+        td_plan_free(pd);
+    }
+    td_graph_free(g);
+}
+END_TEST
+
+/* GPT-sized lookups and scatter-adds: the lookup copies rows exactly; the
+ * scatter-add equals a float sum in position order, bit for bit, on 1 and
+ * 2 threads, for widths that fill column blocks, split them unevenly and
+ * fit in one. */
+START_TEST(test_embedding_large)
+{
+    const int64_t B = 4, T = 64, V = 50, P = B * T;
+    const int64_t widths[3] = {96, 40, 7};
+    for (int w = 0; w < 3; w++) {
+        const int64_t d = widths[w];
+        struct td_graph *g = td_graph_new(1);
+        struct td_node *table = td_input(g, "table", TD_SHAPE(V, d), TD_F32);
+        struct td_node *ids = td_input(g, "ids", TD_SHAPE(B, T), TD_I32);
+        struct td_node *ct = td_input(g, "ct", TD_SHAPE(B, T, d), TD_F32);
+        struct td_node *outs[2] = {td_embedding_lookup(g, table, ids),
+                                   td_embedding_grad(g, ct, ids, (int)V)};
+        tu_assert_graph_ok(g, "embedding");
+        float *td = malloc((size_t)(V * d) * sizeof(float));
+        float *cd = malloc((size_t)(P * d) * sizeof(float));
+        float *want = calloc((size_t)(V * d), sizeof(float));
+        int32_t *id = malloc((size_t)P * sizeof(int32_t));
+        ck_assert(td && cd && want && id);
+        tu_fill_uniform(td, (size_t)(V * d), -1, 1, 5, 1);
+        tu_fill_uniform(cd, (size_t)(P * d), -1, 1, 5, 2);
+        /* Skewed ids: low rows repeat often, some rows never occur. */
+        tu_fill_int(id, (size_t)P, (int)V, 5, 3);
+        for (int64_t p = 0; p < P; p += 3) id[p] %= 5;
+        struct td_feed f[3] = {{table, td}, {ids, id}, {ct, cd}};
+        void *res[2];
+        run_both(g, outs, 2, f, 3, res);
+        const float *y = res[0], *dt = res[1];
+        for (int64_t p = 0; p < P; p++)
+            ck_assert_mem_eq(y + p * d, td + id[p] * d, (size_t)d * sizeof(float));
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t j = 0; j < d; j++) want[id[p] * d + j] += cd[p * d + j];
+        ck_assert_msg(memcmp(dt, want, (size_t)(V * d) * sizeof(float)) == 0,
+                      "d = %lld: the scatter-add differs from a float sum in position order",
+                      (long long)d);
+        free(res[0]);
+        free(res[1]);
+        free(td);
+        free(cd);
+        free(want);
+        free(id);
+        td_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("seq");
@@ -328,6 +469,11 @@ int main(void)
     tcase_add_test(a, test_split);
     tcase_add_test(a, test_concat_partial_tangents);
     suite_add_tcase(s, a);
+    TCase *e = tcase_create("embedding");
+    tcase_add_test(e, test_embedding_errors);
+    tcase_add_test(e, test_embedding_bad_id);
+    tcase_add_test(e, test_embedding_large);
+    suite_add_tcase(s, e);
     TCase *m = tcase_create("matmul");
     tcase_add_test(m, test_matmul_broadcast_errors);
     suite_add_tcase(s, m);
