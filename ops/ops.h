@@ -103,6 +103,16 @@ struct td_node *td_embedding_lookup(struct td_graph *g, struct td_node *table, s
 struct td_node *td_embedding_grad(struct td_graph *g, struct td_node *ct, struct td_node *ids,
                                   int rows);
 
+/* Inverted dropout: each element of x (TD_F32) kept with probability
+ * 1 - rate and scaled by 1 / (1 - rate), else 0. `step` is a TD_I32 input
+ * of one element the caller feeds each run with the training step: the
+ * mask is a pure function of (graph seed, step, this node), so a step
+ * gives the same mask on every run and thread count, the forward pass and
+ * its JVP and VJP drop the same elements, and a new step draws a new mask.
+ * A step < 0 means evaluation: y = x. rate must be in [0, 1); rate 0
+ * returns x itself (step is then not used). */
+struct td_node *td_dropout(struct td_graph *g, struct td_node *x, float rate, struct td_node *step);
+
 /* Sequence ops (GPT): copies along one axis. x may be TD_F32 or TD_I32
  * (slicing token ids is fine); integer results get no derivatives.
  *

@@ -4,6 +4,8 @@
  * threads), on token ids (int32), through td_split, and concat's JVP with
  * some tangents missing; embedding's run-time errors for bad ids and its
  * scatter-add against a sum in position order on 1 and 2 threads;
+ * dropout's masks (recomputed here, per step, node and seed, the fraction
+ * kept, evaluation steps) and their reuse by the derivative rules;
  * matmul's broadcast batch errors. */
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "graph/autodiff.h"
 #include "graph/graph.h"
 #include "graph/plan.h"
+#include "graph/rng.h"
 #include "ops/ops.h"
 #include "tests/testutil.h"
 
@@ -459,6 +462,154 @@ START_TEST(test_embedding_large)
 }
 END_TEST
 
+START_TEST(test_dropout_errors)
+{
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 3), TD_F32);
+    struct td_node *ids = td_input(g, "ids", TD_SHAPE(2, 3), TD_I32);
+    struct td_node *step = td_input(g, "step", TD_SHAPE(1), TD_I32);
+    struct td_node *fstep = td_input(g, "fstep", TD_SHAPE(1), TD_F32);
+    struct td_node *steps = td_input(g, "steps", TD_SHAPE(2), TD_I32);
+    tu_assert_graph_ok(g, "inputs");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 1.0f, step), TD_ERR_SHAPE,
+                       "dropout 'bad': rate must be in [0, 1), got 1");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, x, -0.5f, step), TD_ERR_SHAPE,
+                       "dropout 'bad': rate must be in [0, 1), got -0.5");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, x, NAN, step), TD_ERR_SHAPE,
+                       "dropout 'bad': rate must be in [0, 1), got nan");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, fstep), TD_ERR_SHAPE,
+                       "dropout 'bad': expects an int32 step of one element, got float32 [1]");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, steps), TD_ERR_SHAPE,
+                       "dropout 'bad': expects an int32 step of one element, got int32 [2]");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, ids, 0.1f, step), TD_ERR_SHAPE,
+                       "dropout 'bad': expects a float operand, got int32 [2,3]");
+    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, NULL), TD_ERR_ARG, "dropout: operand 2 is NULL");
+    ck_assert_ptr_eq(td_dropout(g, x, 0.0f, step), x);
+    tu_assert_graph_ok(g, "rate 0");
+    td_graph_free(g);
+}
+END_TEST
+
+#define DROP_N 200000
+
+/* One dropout node's output for a step, on `threads` threads. */
+static void dropout_run(struct td_graph *g, struct td_node *y, struct td_node *x, const float *xd,
+                        struct td_node *step, int32_t s, int threads, float *out)
+{
+    struct td_feed f[2] = {{x, xd}, {step, &s}};
+    void *res;
+    run_copies(g, &y, 1, f, 2, threads, &res);
+    memcpy(out, res, DROP_N * sizeof(float));
+    free(res);
+}
+
+/* Masks are pure functions of (seed, step, node): the same step gives the
+ * same mask, on any thread count; other steps, nodes and seeds give
+ * independent masks; about 1 - rate of the elements are kept, scaled by
+ * 1 / (1 - rate); a negative step is the identity. */
+START_TEST(test_dropout_masks)
+{
+    const float rate = 0.25f;
+    struct td_graph *g = td_graph_new(7), *g2 = td_graph_new(8);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(DROP_N), TD_F32);
+    struct td_node *step = td_input(g, "step", TD_SHAPE(1), TD_I32);
+    struct td_node *y = td_dropout(g, x, rate, step), *y2 = td_dropout(g, x, rate, step);
+    struct td_node *x_b = td_input(g2, "x", TD_SHAPE(DROP_N), TD_F32);
+    struct td_node *step_b = td_input(g2, "step", TD_SHAPE(1), TD_I32);
+    struct td_node *y_b = td_dropout(g2, x_b, rate, step_b);
+    tu_assert_graph_ok(g, "dropout");
+    tu_assert_graph_ok(g2, "dropout");
+    ck_assert_int_eq(td_node_id(y), td_node_id(y_b));
+    float *xd = malloc(DROP_N * sizeof(float)), *r[6];
+    ck_assert_ptr_nonnull(xd);
+    for (int k = 0; k < 6; k++) {
+        r[k] = malloc(DROP_N * sizeof(float));
+        ck_assert_ptr_nonnull(r[k]);
+    }
+    tu_fill_uniform(xd, DROP_N, 1, 2, 3, 1);
+    dropout_run(g, y, x, xd, step, 5, 1, r[0]);
+    dropout_run(g, y, x, xd, step, 5, 2, r[1]);
+    dropout_run(g, y, x, xd, step, 6, 2, r[2]);
+    dropout_run(g, y2, x, xd, step, 5, 2, r[3]);
+    dropout_run(g2, y_b, x_b, xd, step_b, 5, 2, r[4]);
+    dropout_run(g, y, x, xd, step, -1, 2, r[5]);
+    ck_assert_mem_eq(r[0], r[1], DROP_N * sizeof(float));
+    ck_assert_mem_eq(r[5], xd, DROP_N * sizeof(float));
+
+    /* The mask recomputed here from its definition. */
+    uint64_t stream = TD_RNG_STREAM_DROPOUT + ((uint64_t)td_node_id(y) << 40) + 5;
+    long kept = 0;
+    for (long i = 0; i < DROP_N; i++) {
+        int keep = td_rng_uniform(7, stream, (uint64_t)i) >= rate;
+        kept += keep;
+        if (keep)
+            tu_assert_rel("kept element", r[0][i], xd[i] / (1.0 - rate), 1e-6, 0);
+        else
+            ck_assert_msg(r[0][i] == 0.0f, "element %ld: dropped but %g", i, r[0][i]);
+    }
+    double frac = (double)kept / DROP_N;
+    ck_assert_msg(fabs(frac - (1 - rate)) < 0.01, "kept %.4f of the elements, expected %.2f", frac,
+                  1 - rate);
+    /* Independent masks agree on a fraction r^2 + (1-r)^2 = 0.625. */
+    const char *what[3] = {"another step", "another node", "another seed"};
+    for (int k = 2; k <= 4; k++) {
+        long same = 0;
+        for (long i = 0; i < DROP_N; i++) same += (r[0][i] == 0) == (r[k][i] == 0);
+        double agree = (double)same / DROP_N;
+        ck_assert_msg(fabs(agree - 0.625) < 0.01, "%s: masks agree on %.4f, expected 0.625",
+                      what[k - 2], agree);
+    }
+    for (int k = 0; k < 6; k++) free(r[k]);
+    free(xd);
+    td_graph_free(g);
+    td_graph_free(g2);
+}
+END_TEST
+
+/* The rules' nodes reuse the forward's mask: with L = sum(dropout(x)^2),
+ * dL/dx = 2 s^2 m x and H v = 2 s^2 m v (forward over reverse), and the JVP
+ * of dropout is s m t, where m is the forward's mask and s = 1 / (1 - r). */
+START_TEST(test_dropout_rules_share_mask)
+{
+    const int n = 4096;
+    const float rate = 0.5f;
+    const double s2 = 1.0 / ((1.0 - rate) * (1.0 - rate));
+    struct td_graph *g = td_graph_new(3);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(n), TD_F32);
+    struct td_node *t = td_input(g, "t", TD_SHAPE(n), TD_F32);
+    struct td_node *step = td_input(g, "step", TD_SHAPE(1), TD_I32);
+    struct td_node *y = td_dropout(g, x, rate, step);
+    struct td_node *loss = td_sum_all(g, td_square(g, y)), *grad, *hv, *yt;
+    ck_assert_int_eq(td_vjp(g, loss, NULL, &x, 1, &grad), TD_OK);
+    ck_assert_int_eq(td_jvp(g, &x, &t, 1, &grad, 1, &hv), TD_OK);
+    ck_assert_int_eq(td_jvp(g, &x, &t, 1, &y, 1, &yt), TD_OK);
+    tu_assert_graph_ok(g, "derivatives");
+    float *xd = malloc((size_t)n * sizeof(float)), *tdat = malloc((size_t)n * sizeof(float));
+    ck_assert(xd && tdat);
+    tu_fill_uniform(xd, (size_t)n, 0.5f, 1.5f, 4, 1);
+    tu_fill_uniform(tdat, (size_t)n, 0.5f, 1.5f, 4, 2);
+    int32_t sd = 11;
+    struct td_feed f[3] = {{x, xd}, {t, tdat}, {step, &sd}};
+    struct td_node *outs[4] = {y, grad, hv, yt};
+    void *res[4];
+    run_both(g, outs, 4, f, 3, res);
+    const float *yo = res[0], *go = res[1], *ho = res[2], *to = res[3];
+    int dropped = 0;
+    for (int i = 0; i < n; i++) {
+        int keep = yo[i] != 0.0f;
+        dropped += !keep;
+        tu_assert_rel("gradient", go[i], keep ? 2 * s2 * xd[i] : 0.0, 1e-6, 1e-30);
+        tu_assert_rel("H v", ho[i], keep ? 2 * s2 * tdat[i] : 0.0, 1e-6, 1e-30);
+        tu_assert_rel("JVP", to[i], keep ? tdat[i] / (1.0 - rate) : 0.0, 1e-6, 1e-30);
+    }
+    ck_assert_int_gt(dropped, n / 3);
+    for (int k = 0; k < 4; k++) free(res[k]);
+    free(xd);
+    free(tdat);
+    td_graph_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("seq");
@@ -474,6 +625,11 @@ int main(void)
     tcase_add_test(e, test_embedding_bad_id);
     tcase_add_test(e, test_embedding_large);
     suite_add_tcase(s, e);
+    TCase *d = tcase_create("dropout");
+    tcase_add_test(d, test_dropout_errors);
+    tcase_add_test(d, test_dropout_masks);
+    tcase_add_test(d, test_dropout_rules_share_mask);
+    suite_add_tcase(s, d);
     TCase *m = tcase_create("matmul");
     tcase_add_test(m, test_matmul_broadcast_errors);
     suite_add_tcase(s, m);
