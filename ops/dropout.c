@@ -38,14 +38,17 @@ static enum td_status dropout_shape(struct td_node *n)
 /* Elements handed to one call of dropout_range by the parallel loop. */
 #define DROPOUT_BLOCK 4096
 
-/* Elements [i0, i1) of x and y (y may alias x): one keyed draw each. */
-static void dropout_range(float *y, const float *x, uint64_t key, float rate, float scale,
+/* Elements [i0, i1) of x and y (y may alias x): one keyed draw each. The
+ * draw's uniform is k / 2^24 for its top 24 bits k, so u >= rate exactly
+ * when k >= threshold = ceil(rate 2^24): an integer compare, no float
+ * conversion. */
+static void dropout_range(float *y, const float *x, uint64_t key, uint64_t threshold, float scale,
                           int64_t i0, int64_t i1)
 {
 #pragma omp simd
     for (int64_t i = i0; i < i1; i++) {
         float v = x[i] * scale;
-        y[i] = td_rng_uniform_keyed(key, (uint64_t)i) >= rate ? v : 0.0f;
+        y[i] = (td_rng_u64_keyed(key, (uint64_t)i) >> 40) >= threshold ? v : 0.0f;
     }
 }
 
@@ -62,12 +65,13 @@ static void dropout_forward(const struct td_exec *ex)
         return;
     }
     float rate = n->attr.f[0], scale = 1.0f / (1.0f - rate);
+    uint64_t threshold = (uint64_t)ceilf(rate * 16777216.0f);
     uint64_t stream =
         TD_RNG_STREAM_DROPOUT + ((uint64_t)(uint32_t)n->attr.i[0] << 40) + (uint64_t)step;
     uint64_t key = td_rng_key(td_graph_seed(n->graph), stream);
     int64_t blocks = (count + DROPOUT_BLOCK - 1) / DROPOUT_BLOCK;
     TD_PARALLEL_FOR(ex->nthreads, k, blocks, int64_t i0 = k * DROPOUT_BLOCK;
-                    dropout_range(y, x, key, rate, scale, i0,
+                    dropout_range(y, x, key, threshold, scale, i0,
                                   count - i0 < DROPOUT_BLOCK ? count : i0 + DROPOUT_BLOCK););
 }
 
