@@ -87,6 +87,11 @@ void td_graph_free(struct td_graph *g)
     free(g);
 }
 
+uint64_t td_graph_seed(const struct td_graph *g)
+{
+    return g->seed;
+}
+
 enum td_status td_graph_status(const struct td_graph *g)
 {
     return g->status;
@@ -212,8 +217,13 @@ struct td_node *td_node_new(struct td_graph *g, const struct td_op_def *op,
                             struct td_node *const *src, int n_src, const struct td_attr *attr)
 {
     if (!g) return NULL;
-    if (n_src != op->n_src) {
-        td_graph_fail(g, TD_ERR_ARG, "%s: takes %d operands, got %d", op->name, op->n_src, n_src);
+    if (op->n_src ? n_src != op->n_src : n_src < 1 || n_src > TD_MAX_SRC) {
+        if (op->n_src)
+            td_graph_fail(g, TD_ERR_ARG, "%s: takes %d operands, got %d", op->name, op->n_src,
+                          n_src);
+        else
+            td_graph_fail(g, TD_ERR_ARG, "%s: takes 1 to %d operands, got %d", op->name, TD_MAX_SRC,
+                          n_src);
         return NULL;
     }
     for (int i = 0; i < n_src; i++) {

@@ -29,6 +29,10 @@ struct td_graph *td_graph_new(uint64_t seed);
  * from it must be freed first. NULL is a no-op. */
 void td_graph_free(struct td_graph *g);
 
+/* The seed given to td_graph_new: parameter initializers and dropout masks
+ * are drawn from it. */
+uint64_t td_graph_seed(const struct td_graph *g);
+
 /* TD_OK, or the first error recorded while building. */
 enum td_status td_graph_status(const struct td_graph *g);
 

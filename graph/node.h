@@ -35,9 +35,10 @@ struct td_node {
     int is_zero;             /* TD_NODE_CONST filled with 0: a symbolic zero */
 };
 
-/* Adds an op node: checks the operands (non-NULL, same graph), copies attr
- * (may be NULL), names it from the current scope and runs op->shape. Returns
- * NULL when an operand is NULL (error already recorded) or on a new error. */
+/* Adds an op node: checks the operands (count against op->n_src, non-NULL,
+ * same graph), copies attr (may be NULL), names it from the current scope
+ * and runs op->shape. Returns NULL when an operand is NULL (error already
+ * recorded) or on a new error. */
 struct td_node *td_node_new(struct td_graph *g, const struct td_op_def *op,
                             struct td_node *const *src, int n_src, const struct td_attr *attr);
 

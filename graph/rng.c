@@ -4,24 +4,21 @@
 
 /* Three rounds of the splitmix64 finaliser over a key mixed from the three
  * inputs: cheap, stateless and statistically sound for initialisation,
- * shuffling and Rademacher probes (not for cryptography). */
-static uint64_t mix(uint64_t z)
+ * shuffling, Rademacher probes and dropout masks (not for cryptography). */
+uint64_t td_rng_key(uint64_t seed, uint64_t stream)
 {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    uint64_t k = td_rng_mix(seed + 0x9e3779b97f4a7c15ull);
+    return td_rng_mix(k ^ (stream + 0x6a09e667f3bcc909ull));
 }
 
 uint64_t td_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter)
 {
-    uint64_t k = mix(seed + 0x9e3779b97f4a7c15ull);
-    k = mix(k ^ (stream + 0x6a09e667f3bcc909ull));
-    return mix(k ^ (counter * 0x9e3779b97f4a7c15ull + 0xbb67ae8584caa73bull));
+    return td_rng_u64_keyed(td_rng_key(seed, stream), counter);
 }
 
 float td_rng_uniform(uint64_t seed, uint64_t stream, uint64_t counter)
 {
-    return (float)(td_rng_u64(seed, stream, counter) >> 40) * (1.0f / 16777216.0f);
+    return td_rng_uniform_keyed(td_rng_key(seed, stream), counter);
 }
 
 float td_rng_normal(uint64_t seed, uint64_t stream, uint64_t counter)

@@ -1,11 +1,13 @@
 /* matmul: y = op(a) op(b) over the last two axes; attr i[0] = transpose_a,
  * i[1] = transpose_b (op = transpose when set).
  * a [..., M, K] ([..., K, M] when transposed), b [..., K, N] ([..., N, K]),
- * y [..., M, N]. The leading (batch) axes of a and b are equal, or one
- * operand is 2-D and shared by every batch of the other (oneDNN broadcasts a
- * batch dim of 1). Transposes are strides of the oneDNN memory descriptors,
- * so nothing is copied. Rules are matmuls with other transpose flags; the
- * cotangent of a shared 2-D operand is summed over the batch. */
+ * y [..., M, N]. The leading (batch) axes broadcast as in NumPy: aligned on
+ * the right, a missing axis or a batch dim of 1 stretches (a 2-D operand is
+ * shared by every batch of the other). oneDNN broadcasts batch dims of 1
+ * itself once both descriptors have the output's rank. Transposes are
+ * strides of the oneDNN memory descriptors, so nothing is copied. Rules are
+ * matmuls with other transpose flags; the cotangent of a broadcast operand
+ * is summed over the axes it was stretched along. */
 #include <stdio.h>
 
 #include "ops/dnnl/prim.h"
@@ -30,6 +32,14 @@ static const char *flags_note(int ta, int tb)
                     : "";
 }
 
+/* Dimension d of s aligned on the right to `rank` dimensions (1 where s has
+ * no such axis). */
+static int64_t aligned_dim(const struct td_shape *s, int rank, int d)
+{
+    int k = d - (rank - s->rank);
+    return k < 0 ? 1 : s->dim[k];
+}
+
 static enum td_status matmul_shape(struct td_node *n)
 {
     const struct td_shape *a = &n->src[0]->shape, *b = &n->src[1]->shape;
@@ -45,19 +55,22 @@ static enum td_status matmul_shape(struct td_node *n)
         return td_node_fail(n, "operands need rank >= 2: %s x %s", sa, sb);
     if (op_cols(a, ta) != op_rows(b, tb))
         return td_node_fail(n, "inner dimensions differ: %s x %s%s", sa, sb, flags_note(ta, tb));
-    int batch_ok = a->rank == 2 || b->rank == 2 || a->rank == b->rank;
-    for (int d = 0; batch_ok && a->rank == b->rank && d < a->rank - 2; d++)
-        batch_ok = a->dim[d] == b->dim[d];
-    if (!batch_ok) return td_node_fail(n, "batch dimensions differ: %s x %s", sa, sb);
-    n->shape = a->rank >= b->rank ? *a : *b;
-    n->shape.dim[n->shape.rank - 2] = op_rows(a, ta);
-    n->shape.dim[n->shape.rank - 1] = op_cols(b, tb);
+    int rank = a->rank > b->rank ? a->rank : b->rank;
+    n->shape.rank = rank;
+    for (int d = 0; d < rank - 2; d++) {
+        int64_t da = aligned_dim(a, rank, d), db = aligned_dim(b, rank, d);
+        if (da != db && da != 1 && db != 1)
+            return td_node_fail(n, "batch dimensions differ: %s x %s", sa, sb);
+        n->shape.dim[d] = da == 1 ? db : da;
+    }
+    n->shape.dim[rank - 2] = op_rows(a, ta);
+    n->shape.dim[rank - 1] = op_cols(b, tb);
     n->dtype = TD_F32;
     return TD_OK;
 }
 
-/* op(x) as a oneDNN descriptor of `rank` dims: a 2-D x under a batched
- * operand gets leading dims of 1; a transpose swaps the last two strides. */
+/* op(x) as a oneDNN descriptor of `rank` dims: x of a lower rank gets
+ * leading dims of 1; a transpose swaps the last two strides. */
 static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const struct td_shape *s, int t, int rank)
 {
     int64_t dims[TD_MAX_DIMS], strides[TD_MAX_DIMS], st[TD_MAX_DIMS];
@@ -103,12 +116,11 @@ static enum td_status matmul_prepare(struct td_prep *p)
     return td_prim_create(p, &desc, args, 3);
 }
 
-/* Sums a batched cotangent over the leading axes a 2-D operand was shared by. */
-static struct td_node *sum_batch(struct td_graph *g, struct td_node *ct, int operand_rank)
+/* Elements of the batch axes of x [..., R, C]: 1 when x is shared whole by
+ * every batch of the other operand. */
+static int64_t batch_numel(const struct td_shape *x)
 {
-    if (!ct || operand_rank == ct->shape.rank) return ct;
-    unsigned lead = (1u << (ct->shape.rank - 2)) - 1u;
-    return td_reduce_sum(g, ct, lead, 0);
+    return td_shape_numel(x) / (x->dim[x->rank - 2] * x->dim[x->rank - 1]);
 }
 
 /* x [..., R, C] viewed as [(...) * R, C]. */
@@ -128,7 +140,8 @@ static struct td_node *matmul_jvp(struct td_graph *g, struct td_node *n, struct 
 }
 
 /* With A = op(a), B = op(b), G = ct: dA = G B^T and dB = A^T G, transposed
- * back when the operand itself was used transposed. */
+ * back when the operand itself was used transposed, then summed over the
+ * batch axes the operand was broadcast along. */
 static void matmul_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
                        struct td_node **cts)
 {
@@ -136,21 +149,37 @@ static void matmul_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct
     int ta = n->attr.i[0], tb = n->attr.i[1];
     if (need & 1u) {
         struct td_node *da = ta ? td_matmul(g, b, ct, tb, 1) : td_matmul(g, ct, b, 0, !tb);
-        cts[0] = sum_batch(g, da, a->shape.rank);
+        cts[0] = td_rule_unbroadcast(g, da, &a->shape);
     }
     if (!(need & 2u)) return;
-    if (b->shape.rank == 2 && a->shape.rank > 2 && !ta) {
-        /* The batch folds into the rows of A: one 2-D product, no batched
-         * intermediate to sum. */
+    if (batch_numel(&b->shape) == 1 && batch_numel(&a->shape) > 1 && !ta) {
+        /* b is one matrix shared by every batch: the batch folds into the
+         * rows of A, so one 2-D product and no batched intermediate to sum. */
         struct td_node *a2 = flatten_rows(g, a), *ct2 = flatten_rows(g, ct);
-        cts[1] = tb ? td_matmul(g, ct2, a2, 1, 0) : td_matmul(g, a2, ct2, 1, 0);
+        struct td_node *db = tb ? td_matmul(g, ct2, a2, 1, 0) : td_matmul(g, a2, ct2, 1, 0);
+        cts[1] = b->shape.rank == 2 ? db : td_reshape(g, db, b->shape);
         return;
     }
     struct td_node *db = tb ? td_matmul(g, ct, a, 1, ta) : td_matmul(g, a, ct, !ta, 0);
-    cts[1] = sum_batch(g, db, b->shape.rank);
+    cts[1] = td_rule_unbroadcast(g, db, &b->shape);
 }
 
-/* The test reference: a plain triple loop per batch in double. */
+/* Offset of the matrix of x [..., R, C] that output batch `s` reads: the
+ * batch index is split on the output's batch axes, and an axis x lacks or
+ * holds with size 1 contributes nothing. */
+static int64_t batch_offset(const struct td_shape *x, const struct td_shape *y, int64_t s)
+{
+    int64_t off = 0, stride = x->dim[x->rank - 2] * x->dim[x->rank - 1];
+    for (int d = y->rank - 3; d >= 0; d--) {
+        int64_t i = s % y->dim[d], xd = aligned_dim(x, y->rank, d);
+        s /= y->dim[d];
+        off += xd == 1 ? 0 : i * stride;
+        stride *= xd;
+    }
+    return off;
+}
+
+/* The test reference: a plain triple loop per output batch in double. */
 static void matmul_reference(const struct td_node *n, const void *const *in, float *out)
 {
     const struct td_shape *sa = &n->src[0]->shape, *sb = &n->src[1]->shape;
@@ -159,9 +188,9 @@ static void matmul_reference(const struct td_node *n, const void *const *in, flo
     int64_t m = n->shape.dim[n->shape.rank - 2], nn = n->shape.dim[n->shape.rank - 1];
     int64_t k = op_cols(sa, ta);
     int64_t batches = td_shape_numel(&n->shape) / (m * nn);
-    int64_t a_step = sa->rank == 2 ? 0 : m * k, b_step = sb->rank == 2 ? 0 : k * nn;
     for (int64_t s = 0; s < batches; s++) {
-        const float *ab = a + s * a_step, *bb = b + s * b_step;
+        const float *ab = a + batch_offset(sa, &n->shape, s);
+        const float *bb = b + batch_offset(sb, &n->shape, s);
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < nn; j++) {
                 double acc = 0;
@@ -205,6 +234,20 @@ static const struct td_op_case matmul_cases[] = {
     {.n_in = 2, .shape = {{3, {3, 6, 4}}, {2, {5, 6}}}, .build = build_tt},
     {.n_in = 2, .shape = {{2, {4, 6}}, {3, {3, 6, 5}}}, .build = build_nn},
     {.n_in = 2, .shape = {{2, {6, 4}}, {3, {3, 5, 6}}}, .build = build_tt},
+    /* NumPy broadcasting of the batch axes */
+    {.n_in = 2, .shape = {{3, {3, 4, 6}}, {3, {1, 6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{3, {1, 6, 4}}, {3, {3, 5, 6}}}, .build = build_tt},
+    {.n_in = 2, .shape = {{4, {2, 3, 4, 4}}, {4, {1, 3, 4, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{4, {2, 3, 4, 6}}, {4, {1, 3, 5, 6}}}, .build = build_nt},
+    {.n_in = 2, .shape = {{3, {3, 4, 6}}, {4, {2, 3, 6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{4, {2, 1, 6, 4}}, {3, {3, 6, 5}}}, .build = build_tn},
+    {.n_in = 2, .shape = {{4, {1, 3, 6, 4}}, {4, {2, 1, 5, 6}}}, .build = build_tt},
+    {.n_in = 2, .shape = {{4, {2, 3, 4, 6}}, {4, {1, 1, 6, 5}}}, .build = build_nn},
+    {.n_in = 2, .shape = {{4, {2, 3, 4, 6}}, {4, {1, 1, 5, 6}}}, .build = build_nt},
+    {.n_in = 2, .shape = {{2, {1, 6}}, {4, {2, 1, 6, 1}}}, .build = build_nn},
+    /* attention: scores q k^T, then probabilities times values */
+    {.n_in = 2, .shape = {{4, {2, 2, 5, 3}}, {4, {2, 2, 5, 3}}}, .build = build_nt},
+    {.n_in = 2, .shape = {{4, {2, 2, 5, 5}}, {4, {2, 2, 5, 3}}}, .build = build_nn},
 };
 
 /* In the scheduler's unit, elements touched by a streaming op: one

@@ -105,7 +105,7 @@ struct td_op_test {
 
 struct td_op_def {
     const char *name;
-    int n_src;
+    int n_src; /* operands; 0: variadic, 1 to TD_MAX_SRC, checked by the shape rule */
     unsigned traits;
     enum td_status (*shape)(struct td_node *n);   /* sets n->shape, n->dtype */
     enum td_status (*prepare)(struct td_prep *p); /* optional */

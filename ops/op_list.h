@@ -37,3 +37,11 @@ TD_OP(linear)
  * seeds, which test_ops derives from the position in this list) */
 TD_OP(mask_positive)
 TD_OP(softmax_cross_entropy_grad)
+
+/* sequence models (GPT) */
+TD_OP(slice)
+TD_OP(pad)
+TD_OP(concat)
+TD_OP(embedding)
+TD_OP(embedding_grad)
+TD_OP(dropout)

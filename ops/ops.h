@@ -41,8 +41,11 @@ struct td_node *td_step(struct td_graph *g, struct td_node *x);
 struct td_node *td_mask_positive(struct td_graph *g, struct td_node *a, struct td_node *m);
 
 /* Matrix product of the last two axes: op(a) [.., M, K] x op(b) [.., K, N],
- * op = transpose when the flag is set. Leading (batch) axes must be equal,
- * or one operand may be 2-D and is then shared by every batch of the other. */
+ * op = transpose when the flag is set. The leading (batch) axes broadcast as
+ * in NumPy: ranks may differ, a missing axis or a batch dim of 1 stretches
+ * ([B,H,T,T] x [1,H,T,dh], [H,T,dh] x [B,H,dh,T], a 2-D operand shared by
+ * every batch). Errors: rank < 2, integer operands, inner dims differing,
+ * batch dims that do not broadcast. */
 struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
                           int transpose_b);
 
@@ -86,5 +89,58 @@ struct td_node *td_softmax_cross_entropy(struct td_graph *g, struct td_node *log
  * outside [0, C) makes its row NaN. */
 struct td_node *td_softmax_cross_entropy_grad(struct td_graph *g, struct td_node *logits,
                                               struct td_node *labels);
+
+/* Rows of `table` [V, d] (TD_F32) picked by `ids` (TD_I32, any shape of
+ * rank 1 to TD_MAX_DIMS - 1): y [ids..., d]. Differentiable in the table.
+ * Build errors (TD_ERR_SHAPE): a table that is not float [V, d], ids not
+ * int32 or of a rank outside that range. An id outside [0, V) is bad data:
+ * td_run fails with TD_ERR_ARG and a message naming the node, the id and
+ * its position. */
+struct td_node *td_embedding_lookup(struct td_graph *g, struct td_node *table, struct td_node *ids);
+
+/* The lookup's VJP, a scatter-add: y [rows, d] with y[v] = sum of ct[p]
+ * over the positions p where ids[p] == v, summed in position order (the
+ * same bits for any thread count). ct [ids..., d] TD_F32, rows >= 1; ids as
+ * above. Build errors: ct not float or not of ids' shape plus one axis,
+ * rows < 1. An id outside [0, rows) fails the run as above. */
+struct td_node *td_embedding_grad(struct td_graph *g, struct td_node *ct, struct td_node *ids,
+                                  int rows);
+
+/* Inverted dropout: each element of x (TD_F32) kept with probability
+ * 1 - rate and scaled by 1 / (1 - rate), else 0. `step` is a TD_I32 input
+ * of one element the caller feeds each run with the training step: the
+ * mask is a pure function of (graph seed, step, this node), so a step
+ * gives the same mask on every run and thread count, the forward pass and
+ * its JVP and VJP drop the same elements, and a new step draws a new mask.
+ * A step < 0 means evaluation: y = x. Rate 0 returns x itself (step is
+ * then not used). Build errors: rate outside [0, 1), x not float, step not
+ * an int32 of one element. */
+struct td_node *td_dropout(struct td_graph *g, struct td_node *x, float rate, struct td_node *step);
+
+/* Sequence ops (GPT): copies along one axis. x may be TD_F32 or TD_I32
+ * (slicing token ids is fine); integer results get no derivatives.
+ *
+ * x[..., start : start + length, ...] along `axis` (0 <= axis < rank,
+ * 0 <= start, 1 <= length, start + length <= dim; otherwise a build
+ * error). Taking the whole axis returns x itself. */
+struct td_node *td_slice(struct td_graph *g, struct td_node *x, int axis, int start, int length);
+
+/* x with `before` zeros ahead of it and `after` zeros behind it along
+ * `axis` (both >= 0, axis in range; otherwise a build error):
+ * [.., D, ..] -> [.., before + D + after, ..]. Zero padding returns x. */
+struct td_node *td_pad(struct td_graph *g, struct td_node *x, int axis, int before, int after);
+
+/* The n operands xs[0..n) joined along `axis` in order. They must share a
+ * dtype and every dim but the axis (else TD_ERR_SHAPE, as for an axis out
+ * of range). 1 <= n <= TD_MAX_SRC (3): join more by nesting concats; n
+ * outside that range is a TD_ERR_ARG error. n == 1 returns xs[0] itself. */
+struct td_node *td_concat(struct td_graph *g, struct td_node *const *xs, int n, int axis);
+
+/* Not an op: n equal slices of x along `axis` into out[0..n), the inverse
+ * of td_concat. Returns TD_OK, or records and returns an error (axis out of
+ * range or the dim not divisible by n: TD_ERR_SHAPE) with every out[k]
+ * NULL. */
+enum td_status td_split(struct td_graph *g, struct td_node *x, int axis, int n,
+                        struct td_node **out);
 
 #endif

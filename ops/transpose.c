@@ -84,11 +84,25 @@ static struct td_node *build_102(struct td_graph *g, struct td_node *const *in)
     return td_transpose(g, in[0], (const int[]){1, 0, 2});
 }
 
+/* Attention's split into heads, [B, T, H, dh] -> [B, H, T, dh], and back. */
+static struct td_node *build_0213(struct td_graph *g, struct td_node *const *in)
+{
+    return td_transpose(g, in[0], (const int[]){0, 2, 1, 3});
+}
+
+static struct td_node *build_20314(struct td_graph *g, struct td_node *const *in)
+{
+    return td_transpose(g, in[0], (const int[]){2, 0, 3, 1, 4});
+}
+
 static const struct td_op_case transpose_cases[] = {
     {.n_in = 1, .shape = {{2, {4, 7}}}, .build = build_10},
     {.n_in = 1, .shape = {{3, {2, 3, 4}}}, .build = build_201},
     {.n_in = 1, .shape = {{3, {2, 3, 4}}}, .build = build_021},
     {.n_in = 1, .shape = {{3, {2, 3, 4}}}, .build = build_102},
+    {.n_in = 1, .shape = {{4, {2, 3, 4, 5}}}, .build = build_0213},
+    {.n_in = 1, .shape = {{4, {1, 3, 1, 5}}}, .build = build_0213},
+    {.n_in = 1, .shape = {{5, {2, 3, 4, 2, 3}}}, .build = build_20314},
 };
 
 const struct td_op_def td_op_transpose = {
