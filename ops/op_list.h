@@ -37,3 +37,9 @@ TD_OP(linear)
  * seeds, which test_ops derives from the position in this list) */
 TD_OP(mask_positive)
 TD_OP(softmax_cross_entropy_grad)
+
+/* GELU: the tanh approximation (formerly td_gelu, now the exact form) and
+ * the fused derivative ops of both */
+TD_OP(gelu_tanh)
+TD_OP(gelu_grad)
+TD_OP(gelu_tanh_grad)

@@ -25,8 +25,16 @@ struct td_node *td_log(struct td_graph *g, struct td_node *x);
 struct td_node *td_tanh(struct td_graph *g, struct td_node *x);
 struct td_node *td_sigmoid(struct td_graph *g, struct td_node *x);
 struct td_node *td_relu(struct td_graph *g, struct td_node *x);
-/* GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+/* GELU, exact (erf) form as PyTorch's nn.GELU default:
+ * x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
 struct td_node *td_gelu(struct td_graph *g, struct td_node *x);
+/* GELU, tanh approximation (PyTorch's approximate='tanh'):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+struct td_node *td_gelu_tanh(struct td_graph *g, struct td_node *x);
+/* v * gelu'(x) and v * gelu_tanh'(x): the GELUs' derivative rules in one
+ * pass. x and v have one shape (no broadcasting). */
+struct td_node *td_gelu_grad(struct td_graph *g, struct td_node *x, struct td_node *v);
+struct td_node *td_gelu_tanh_grad(struct td_graph *g, struct td_node *x, struct td_node *v);
 struct td_node *td_sqrt(struct td_graph *g, struct td_node *x);
 struct td_node *td_rsqrt(struct td_graph *g, struct td_node *x);
 struct td_node *td_square(struct td_graph *g, struct td_node *x);

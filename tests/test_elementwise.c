@@ -18,8 +18,8 @@
 
 /* The op-table ops whose second order this suite checks. */
 static const char *const second_order_ops[] = {
-    "add",     "sub",  "mul",  "div",  "affine", "exp",    "log", "tanh",
-    "sigmoid", "relu", "gelu", "sqrt", "rsqrt",  "square", "abs",
+    "add",  "sub",  "mul",  "div",   "affine", "exp", "log",       "tanh",      "sigmoid",
+    "relu", "gelu", "sqrt", "rsqrt", "square", "abs", "gelu_tanh", "gelu_grad", "gelu_tanh_grad",
 };
 
 static struct td_node *in(struct td_graph *g, const char *name, struct td_shape s)

@@ -1,6 +1,7 @@
 /* Multi-layer perceptrons on flattened inputs. "mlp" is the seed model:
- * 784-128-64-10 with ReLU; "mlp-gelu" swaps in GELU, whose second
- * derivative is not zero almost everywhere (useful for curvature studies). */
+ * 784-128-64-10 with ReLU; "mlp-gelu" swaps in GELU (exact, erf form),
+ * whose second derivative is not zero almost everywhere (useful for
+ * curvature studies). */
 #include "tools/models/models.h"
 
 static enum td_status mlp(struct td_graph *g, struct td_node *x, int classes,
@@ -30,5 +31,5 @@ static enum td_status mlp_gelu(struct td_graph *g, struct td_node *x, int classe
 }
 
 const struct td_model_info td_model_mlp = {"mlp", "784-128-64-10 perceptron, ReLU", mlp_relu};
-const struct td_model_info td_model_mlp_gelu = {"mlp-gelu", "784-128-64-10 perceptron, GELU",
+const struct td_model_info td_model_mlp_gelu = {"mlp-gelu", "784-128-64-10 perceptron, GELU (erf)",
                                                 mlp_gelu};
