@@ -43,3 +43,7 @@ TD_OP(softmax_cross_entropy_grad)
 TD_OP(gelu_tanh)
 TD_OP(gelu_grad)
 TD_OP(gelu_tanh_grad)
+
+/* attention: causal softmax and the fused softmax Jacobian product */
+TD_OP(softmax_apply)
+TD_OP(causal_softmax)

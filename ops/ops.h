@@ -82,6 +82,19 @@ struct td_node *td_transpose(struct td_graph *g, struct td_node *x, const int *p
 struct td_node *td_softmax(struct td_graph *g, struct td_node *x);
 struct td_node *td_log_softmax(struct td_graph *g, struct td_node *x);
 
+/* Causal (masked) softmax of attention scores: x [..., T, T] (rank >= 2,
+ * last two axes equal; anything else is a shape error);
+ * y[..., i, j] = softmax over j <= i of scale * x[..., i, j], and exactly 0
+ * for j > i. Entries of x above the diagonal are never read. */
+struct td_node *td_causal_softmax(struct td_graph *g, struct td_node *x, float scale);
+/* alpha * y * (v - sum_last(y * v)): a softmax's Jacobian at output y applied
+ * to v, the rules of softmax and causal_softmax in one pass. y and v have one
+ * shape [..., C] (rank >= 1). causal = 1 needs y [..., T, T] and reads only
+ * the entries j <= i of each row i (y is taken as 0 above the diagonal, the
+ * output is 0 there); causal must be 0 or 1. */
+struct td_node *td_softmax_apply(struct td_graph *g, struct td_node *y, struct td_node *v,
+                                 float alpha, int causal);
+
 /* One-hot [B, classes] float rows from TD_I32 labels [B]; derivative zero. */
 struct td_node *td_one_hot(struct td_graph *g, struct td_node *labels, int classes);
 

@@ -70,4 +70,55 @@ static inline float td_normal_pdf(float x)
     return (float)TD_INV_SQRT_2PI * td_vexpf(-0.5f * x * x);
 }
 
+/* Row reductions in TD_VLANES partial results: element j goes to lane
+ * j % TD_VLANES, lanes are combined pairwise. The order depends only on n,
+ * so a row gives the same bits whichever thread reduces it, and the lane
+ * loop vectorizes. */
+#define TD_VLANES 16
+
+static inline float td_vlanes_sum(float *lane)
+{
+    for (int w = TD_VLANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] += lane[l + w];
+    return lane[0];
+}
+
+/* sum_j a[j] for j < n. */
+static inline float td_vsum(const float *a, int64_t n)
+{
+    float lane[TD_VLANES] = {0};
+    int64_t j = 0;
+    for (; j + TD_VLANES <= n; j += TD_VLANES)
+        for (int l = 0; l < TD_VLANES; l++) lane[l] += a[j + l];
+    for (; j < n; j++) lane[j % TD_VLANES] += a[j];
+    return td_vlanes_sum(lane);
+}
+
+/* sum_j a[j] b[j] for j < n. */
+static inline float td_vdot(const float *a, const float *b, int64_t n)
+{
+    float lane[TD_VLANES] = {0};
+    int64_t j = 0;
+    for (; j + TD_VLANES <= n; j += TD_VLANES)
+        for (int l = 0; l < TD_VLANES; l++) lane[l] += a[j + l] * b[j + l];
+    for (; j < n; j++) lane[j % TD_VLANES] += a[j] * b[j];
+    return td_vlanes_sum(lane);
+}
+
+/* max_j a[j] for 1 <= n; NaNs are skipped unless a[0] is one (the caller's
+ * later arithmetic on the row propagates them anyway). */
+static inline float td_vmax(const float *a, int64_t n)
+{
+    float lane[TD_VLANES];
+    for (int l = 0; l < TD_VLANES; l++) lane[l] = a[0];
+    int64_t j = 0;
+    for (; j + TD_VLANES <= n; j += TD_VLANES)
+        for (int l = 0; l < TD_VLANES; l++) lane[l] = a[j + l] > lane[l] ? a[j + l] : lane[l];
+    for (; j < n; j++)
+        lane[j % TD_VLANES] = a[j] > lane[j % TD_VLANES] ? a[j] : lane[j % TD_VLANES];
+    for (int w = TD_VLANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] = lane[l + w] > lane[l] ? lane[l + w] : lane[l];
+    return lane[0];
+}
+
 #endif
