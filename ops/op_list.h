@@ -47,3 +47,10 @@ TD_OP(gelu_tanh_grad)
 /* attention: causal softmax and the fused softmax Jacobian product */
 TD_OP(softmax_apply)
 TD_OP(causal_softmax)
+
+/* layer normalisation and its fused derivative ops */
+TD_OP(normalize)
+TD_OP(normalize_grad)
+TD_OP(layer_norm)
+TD_OP(layer_norm_grad)
+TD_OP(layer_norm_dgamma)

@@ -82,6 +82,29 @@ struct td_node *td_transpose(struct td_graph *g, struct td_node *x, const int *p
 struct td_node *td_softmax(struct td_graph *g, struct td_node *x);
 struct td_node *td_log_softmax(struct td_graph *g, struct td_node *x);
 
+/* Layer normalisation over the last axis, biased variance as PyTorch:
+ * xhat = (x - mean) / sqrt(var + eps). x [..., C] (rank >= 1); eps >= 0
+ * (PyTorch's default 1e-5). td_normalize gives xhat; td_layer_norm_op
+ * gives xhat * gamma + beta with gamma and beta [C] (ops/layers.h's
+ * td_layer_norm creates them as parameters). A gamma or beta not of shape
+ * [C], or a negative eps, is a shape error. */
+struct td_node *td_normalize(struct td_graph *g, struct td_node *x, float eps);
+struct td_node *td_layer_norm_op(struct td_graph *g, struct td_node *x, struct td_node *gamma,
+                                 struct td_node *beta, float eps);
+/* Their derivative rules in one pass each, x as above:
+ * td_normalize_grad: N_x v = (v - mean(v) - xhat mean(v xhat)) / sqrt(var + eps),
+ *   normalize's Jacobian (symmetric) applied to v of x's shape;
+ * td_layer_norm_grad: N_x(ct * gamma), layer_norm's cotangent of x, with
+ *   gamma [C] and ct of x's shape;
+ * td_layer_norm_dgamma: sum over rows of ct * xhat, layer_norm's cotangent
+ *   of gamma, [C]. */
+struct td_node *td_normalize_grad(struct td_graph *g, struct td_node *x, struct td_node *v,
+                                  float eps);
+struct td_node *td_layer_norm_grad(struct td_graph *g, struct td_node *x, struct td_node *gamma,
+                                   struct td_node *ct, float eps);
+struct td_node *td_layer_norm_dgamma(struct td_graph *g, struct td_node *x, struct td_node *ct,
+                                     float eps);
+
 /* Causal (masked) softmax of attention scores: x [..., T, T] (rank >= 2,
  * last two axes equal; anything else is a shape error);
  * y[..., i, j] = softmax over j <= i of scale * x[..., i, j], and exactly 0

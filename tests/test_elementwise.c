@@ -26,6 +26,7 @@ static const char *const second_order_ops[] = {
     "rsqrt",     "square",        "abs",
     "gelu_tanh", "gelu_grad",     "gelu_tanh_grad",
     "softmax",   "softmax_apply", "causal_softmax",
+    "normalize", "layer_norm",    "layer_norm_dgamma",
 };
 
 static struct td_node *in(struct td_graph *g, const char *name, struct td_shape s)
