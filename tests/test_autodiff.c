@@ -466,6 +466,48 @@ START_TEST(test_broadcast_reduce)
 }
 END_TEST
 
+/* A small attention block through every op of a GPT layer but the
+ * embedding, smooth everywhere:
+ *   h = gelu(dense(layer_norm(x)))                       [2, 5, 8]
+ *   p = causal_softmax(h h^T, 1/sqrt 8)                  [2, 5, 5]
+ *   loss = mean((p h - x)^2) */
+static void build_attention(struct model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->name = "layer_norm/gelu/causal_softmax";
+    struct td_graph *g = td_graph_new(11);
+    m->g = g;
+    ck_assert_ptr_nonnull(g);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 5, 8), TD_F32);
+    float *xd = malloc(80 * sizeof(float));
+    ck_assert_ptr_nonnull(xd);
+    tu_fill_uniform(xd, 80, -1, 2, 11, 1);
+    model_add_data(m, x, xd);
+    struct td_node *h = td_layer_norm(g, x, "ln");
+    h = td_gelu(g, td_dense(g, h, 8, "fc"));
+    struct td_node *p = td_causal_softmax(g, td_matmul(g, h, h, 0, 1), 0.35355339f);
+    struct td_node *r = td_sub(g, td_matmul(g, p, h, 0, 0), x);
+    m->loss = td_reduce_mean(g, td_square(g, r), 7u, 0);
+    model_finish(m);
+    /* Start gamma and beta away from ones and zeros, so that their
+     * derivatives are not special. */
+    for (size_t k = 0; k < m->total; k++) m->theta0[k] += 0.3f * (float)sin(3.0 * (double)k);
+    set_theta(m, NULL, 0);
+}
+
+START_TEST(test_attention_block)
+{
+    struct model m;
+    build_attention(&m);
+    check_gradient(&m, 1e-2, 5e-3);
+    check_hvp_fd(&m, 1e-2, 1e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    check_second_directional(&m, 4e-2, 1e-2);
+    model_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("autodiff");
@@ -474,6 +516,7 @@ int main(void)
     tcase_add_test(tc, test_small_mlp_tanh);
     tcase_add_test(tc, test_small_mlp_gelu);
     tcase_add_test(tc, test_broadcast_reduce);
+    tcase_add_test(tc, test_attention_block);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
