@@ -348,6 +348,17 @@ static void check_second_directional(struct model *m, double eps, double tol)
     tu_assert_rel(what, ltt, fd, tol, 1e-3);
 }
 
+/* Every check, finite differences of the gradient included, for a model
+ * that is smooth everywhere. */
+static void check_smooth(struct model *m)
+{
+    check_gradient(m, 1e-2, 5e-3);
+    check_hvp_fd(m, 1e-2, 1e-2);
+    check_symmetry(m);
+    check_modes_agree(m);
+    check_second_directional(m, 4e-2, 1e-2);
+}
+
 /* An MLP on fixed data: dense layers of sizes[0] -> ... -> sizes[n-1], the
  * activation between them, softmax cross-entropy on labels. */
 static void build_mlp(struct model *m, const char *name, const int *sizes, int n, enum act act,
@@ -398,11 +409,7 @@ START_TEST(test_small_mlp_tanh)
     struct model m;
     const int sizes[] = {20, 16, 12, 5};
     build_mlp(&m, "mlp 20-16-12-5 tanh", sizes, 4, ACT_TANH, 8);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
@@ -412,11 +419,7 @@ START_TEST(test_small_mlp_gelu)
     struct model m;
     const int sizes[] = {20, 16, 12, 5};
     build_mlp(&m, "mlp 20-16-12-5 gelu", sizes, 4, ACT_GELU, 8);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
@@ -457,11 +460,7 @@ START_TEST(test_broadcast_reduce)
 {
     struct model m;
     build_broadcast(&m);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
@@ -499,11 +498,7 @@ START_TEST(test_attention_block)
 {
     struct model m;
     build_attention(&m);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
