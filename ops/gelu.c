@@ -39,10 +39,12 @@ static void gelu_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, 
     if (need & 1u) cts[0] = td_gelu_grad(g, n->src[0], ct);
 }
 
-/* Exp and a division per element: a few streaming passes' worth. */
+/* An exp, a division and a degree-10 polynomial per element: measured at
+ * 2.5x the time of an add of the same size (3 elements touched) on one
+ * thread. */
 static double gelu_cost(const struct td_node *n)
 {
-    return 4.0 * (double)td_shape_numel(&n->shape);
+    return 7.0 * (double)td_shape_numel(&n->shape);
 }
 
 static const struct td_op_case gelu_cases[] = {

@@ -19,36 +19,35 @@ void td_norm_run(const struct td_exec *ex, const float *x, const float *gamma, c
 }
 
 /* Sums of w and w (x - m) over a row, w = v * gamma (v when gamma is
- * NULL), in TD_VLANES lanes. */
+ * NULL), in TD_VLANES lanes; the last partial chunk is padded so that it
+ * adds 0 (v = 0, x = m). */
 static inline void row_sums_w(const float *x, const float *v, const float *gamma, float m,
                               int64_t c, float *sum_w, float *sum_wd)
 {
-    float sw[TD_VLANES] = {0}, swd[TD_VLANES] = {0};
+    td_vf sw = {0}, swd = {0}, w, g, d;
     int64_t j = 0;
-    if (gamma) {
-        for (; j + TD_VLANES <= c; j += TD_VLANES)
-            for (int l = 0; l < TD_VLANES; l++) {
-                float w = v[j + l] * gamma[j + l];
-                sw[l] += w;
-                swd[l] += w * (x[j + l] - m);
-            }
-        for (; j < c; j++) {
-            sw[j % TD_VLANES] += v[j] * gamma[j];
-            swd[j % TD_VLANES] += v[j] * gamma[j] * (x[j] - m);
+    for (; j + TD_VLANES <= c; j += TD_VLANES) {
+        td_vload(&w, v + j);
+        if (gamma) {
+            td_vload(&g, gamma + j);
+            w *= g;
         }
-    } else {
-        for (; j + TD_VLANES <= c; j += TD_VLANES)
-            for (int l = 0; l < TD_VLANES; l++) {
-                sw[l] += v[j + l];
-                swd[l] += v[j + l] * (x[j + l] - m);
-            }
-        for (; j < c; j++) {
-            sw[j % TD_VLANES] += v[j];
-            swd[j % TD_VLANES] += v[j] * (x[j] - m);
-        }
+        td_vload(&d, x + j);
+        sw += w;
+        swd += w * (d - m);
     }
-    *sum_w = td_vlanes_sum(sw);
-    *sum_wd = td_vlanes_sum(swd);
+    if (j < c) {
+        td_vtail(&w, v, j, c, 0.f);
+        if (gamma) {
+            td_vtail(&g, gamma, j, c, 0.f);
+            w *= g;
+        }
+        td_vtail(&d, x, j, c, m);
+        sw += w;
+        swd += w * (d - m);
+    }
+    *sum_w = td_vf_sum(&sw);
+    *sum_wd = td_vf_sum(&swd);
 }
 
 /* With w = v * gamma: out = rstd (w - mean(w) - xhat mean(w xhat)), and

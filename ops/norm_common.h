@@ -25,13 +25,8 @@
 static inline void td_norm_row_stats(const float *x, int64_t c, float eps, float *mean, float *rstd)
 {
     float m = td_vsum(x, c) / (float)c;
-    float lane[TD_VLANES] = {0};
-    int64_t j = 0;
-    for (; j + TD_VLANES <= c; j += TD_VLANES)
-        for (int l = 0; l < TD_VLANES; l++) lane[l] += (x[j + l] - m) * (x[j + l] - m);
-    for (; j < c; j++) lane[j % TD_VLANES] += (x[j] - m) * (x[j] - m);
     *mean = m;
-    *rstd = 1.0f / sqrtf(td_vlanes_sum(lane) / (float)c + eps);
+    *rstd = 1.0f / sqrtf(td_vsumsq_dev(x, c, m) / (float)c + eps);
 }
 
 /* Kernel of normalize (gamma, beta NULL) and layer_norm: x, out [rows, C]
