@@ -1,7 +1,8 @@
-/* Float math for hand-written kernels that must vectorize: no calls, no
- * branches, no errno, so a loop over them compiles to AVX-512 code. glibc's
- * expf and erff are one scalar call per element unless the whole build uses
- * -ffast-math (which this project does not: it would drop NaN checks). */
+/* Float math and row reductions for hand-written kernels that must
+ * vectorize: no calls per element, no branches, no errno, so a loop over
+ * them compiles to AVX-512 code. glibc's expf and erff are one scalar call
+ * per element unless the whole build uses -ffast-math (which this project
+ * does not: it would drop NaN checks). */
 #ifndef TD_VMATH_H
 #define TD_VMATH_H
 
