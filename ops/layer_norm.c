@@ -3,9 +3,10 @@
  * x [..., C] (rank >= 1), gamma [C], beta [C], y of x's shape, TD_F32.
  * attr: f[0] = eps >= 0. One fused pass per row: the row is read once, its
  * mean and variance taken in cache, y written once. oneDNN 2.6's layer
- * normalization is not used: its backward needs the forward's saved
- * statistics (a second output, which nodes do not have) and it has no
- * tangent; hand loops keep forward and rules consistent.
+ * normalization is not used (nor measured): its backward needs the
+ * forward's saved mean and variance, a second output that nodes do not
+ * have, and the rules need N_x applied to other vectors (normalize_grad),
+ * which it does not offer; one set of hand loops serves all of them.
  *
  * Rules:
  *   JVP  gamma N_x(tx) + layer_norm(x, tgamma, tbeta)
