@@ -45,3 +45,25 @@ struct td_node *td_dense(struct td_graph *g, struct td_node *x, int units, const
     td_scope_pop(g);
     return y;
 }
+
+struct td_node *td_layer_norm(struct td_graph *g, struct td_node *x, const char *name)
+{
+    if (!g || !x) return NULL;
+    char s[128];
+    if (!name) {
+        td_graph_fail(g, TD_ERR_ARG, "layer_norm: name is NULL");
+        return NULL;
+    }
+    if (x->shape.rank < 1) {
+        td_graph_fail(g, TD_ERR_SHAPE, "layer_norm '%s': needs an input of rank >= 1, got %s", name,
+                      td_shape_format(&x->shape, s, sizeof(s)));
+        return NULL;
+    }
+    if (td_scope_push(g, name) != TD_OK) return NULL;
+    struct td_shape c = TD_SHAPE(x->shape.dim[x->shape.rank - 1]);
+    struct td_node *gamma = td_param(g, "weight", c, (struct td_init){TD_INIT_CONSTANT, 1.f, 0});
+    struct td_node *beta = td_param(g, "bias", c, (struct td_init){TD_INIT_ZEROS, 0, 0});
+    struct td_node *y = td_layer_norm_op(g, x, gamma, beta, 1e-5f);
+    td_scope_pop(g);
+    return y;
+}

@@ -45,3 +45,20 @@ TD_OP(concat)
 TD_OP(embedding)
 TD_OP(embedding_grad)
 TD_OP(dropout)
+
+/* GELU: the tanh approximation (formerly td_gelu, now the exact form) and
+ * the fused derivative ops of both */
+TD_OP(gelu_tanh)
+TD_OP(gelu_grad)
+TD_OP(gelu_tanh_grad)
+
+/* attention: causal softmax and the fused softmax Jacobian product */
+TD_OP(softmax_apply)
+TD_OP(causal_softmax)
+
+/* layer normalisation and its fused derivative ops */
+TD_OP(normalize)
+TD_OP(normalize_grad)
+TD_OP(layer_norm)
+TD_OP(layer_norm_grad)
+TD_OP(layer_norm_dgamma)

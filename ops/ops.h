@@ -25,8 +25,16 @@ struct td_node *td_log(struct td_graph *g, struct td_node *x);
 struct td_node *td_tanh(struct td_graph *g, struct td_node *x);
 struct td_node *td_sigmoid(struct td_graph *g, struct td_node *x);
 struct td_node *td_relu(struct td_graph *g, struct td_node *x);
-/* GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+/* GELU, exact (erf) form as PyTorch's nn.GELU default:
+ * x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
 struct td_node *td_gelu(struct td_graph *g, struct td_node *x);
+/* GELU, tanh approximation (PyTorch's approximate='tanh'):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+struct td_node *td_gelu_tanh(struct td_graph *g, struct td_node *x);
+/* v * gelu'(x) and v * gelu_tanh'(x): the GELUs' derivative rules in one
+ * pass. x and v have one shape (no broadcasting). */
+struct td_node *td_gelu_grad(struct td_graph *g, struct td_node *x, struct td_node *v);
+struct td_node *td_gelu_tanh_grad(struct td_graph *g, struct td_node *x, struct td_node *v);
 struct td_node *td_sqrt(struct td_graph *g, struct td_node *x);
 struct td_node *td_rsqrt(struct td_graph *g, struct td_node *x);
 struct td_node *td_square(struct td_graph *g, struct td_node *x);
@@ -76,6 +84,42 @@ struct td_node *td_transpose(struct td_graph *g, struct td_node *x, const int *p
 /* Softmax / log-softmax over the last axis. */
 struct td_node *td_softmax(struct td_graph *g, struct td_node *x);
 struct td_node *td_log_softmax(struct td_graph *g, struct td_node *x);
+
+/* Layer normalisation over the last axis, biased variance as PyTorch:
+ * xhat = (x - mean) / sqrt(var + eps). x [..., C] (rank >= 1); eps >= 0
+ * (PyTorch's default 1e-5). td_normalize gives xhat; td_layer_norm_op
+ * gives xhat * gamma + beta with gamma and beta [C] (ops/layers.h's
+ * td_layer_norm creates them as parameters). A gamma or beta not of shape
+ * [C], or a negative eps, is a shape error. */
+struct td_node *td_normalize(struct td_graph *g, struct td_node *x, float eps);
+struct td_node *td_layer_norm_op(struct td_graph *g, struct td_node *x, struct td_node *gamma,
+                                 struct td_node *beta, float eps);
+/* Their derivative rules in one pass each, x as above:
+ * td_normalize_grad: N_x v = (v - mean(v) - xhat mean(v xhat)) / sqrt(var + eps),
+ *   normalize's Jacobian (symmetric) applied to v of x's shape;
+ * td_layer_norm_grad: N_x(ct * gamma), layer_norm's cotangent of x, with
+ *   gamma [C] and ct of x's shape;
+ * td_layer_norm_dgamma: sum over rows of ct * xhat, layer_norm's cotangent
+ *   of gamma, [C]. */
+struct td_node *td_normalize_grad(struct td_graph *g, struct td_node *x, struct td_node *v,
+                                  float eps);
+struct td_node *td_layer_norm_grad(struct td_graph *g, struct td_node *x, struct td_node *gamma,
+                                   struct td_node *ct, float eps);
+struct td_node *td_layer_norm_dgamma(struct td_graph *g, struct td_node *x, struct td_node *ct,
+                                     float eps);
+
+/* Causal (masked) softmax of attention scores: x [..., T, T] (rank >= 2,
+ * last two axes equal; anything else is a shape error);
+ * y[..., i, j] = softmax over j <= i of scale * x[..., i, j], and exactly 0
+ * for j > i. Entries of x above the diagonal are never read. */
+struct td_node *td_causal_softmax(struct td_graph *g, struct td_node *x, float scale);
+/* alpha * y * (v - sum_last(y * v)): a softmax's Jacobian at output y applied
+ * to v, the rules of softmax and causal_softmax in one pass. y and v have one
+ * shape [..., C] (rank >= 1). causal = 1 needs y [..., T, T] and reads only
+ * the entries j <= i of each row i (y is taken as 0 above the diagonal, the
+ * output is 0 there); causal must be 0 or 1. */
+struct td_node *td_softmax_apply(struct td_graph *g, struct td_node *y, struct td_node *v,
+                                 float alpha, int causal);
 
 /* One-hot [B, classes] float rows from TD_I32 labels [B]; derivative zero. */
 struct td_node *td_one_hot(struct td_graph *g, struct td_node *labels, int classes);

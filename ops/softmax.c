@@ -1,6 +1,7 @@
 /* softmax over the last axis: y = exp(x) / sum_last(exp(x)). x [..., C],
  * y [..., C] (ops/softmax_prim.h). Its Jacobian is symmetric,
- * diag(y) - y y^T, so the JVP and the VJP are one formula. */
+ * diag(y) - y y^T, so the JVP and the VJP are one fused op:
+ * softmax_apply(y, v) = y * (v - sum_last(y * v)). */
 #include "ops/dnnl/prim.h"
 #include "ops/rules.h"
 #include "ops/softmax_prim.h"
@@ -10,21 +11,15 @@ static enum td_status softmax_prepare(struct td_prep *p)
     return td_softmax_prepare(p, dnnl_softmax_accurate);
 }
 
-/* y * (v - sum_last(y * v)). */
-static struct td_node *softmax_apply(struct td_graph *g, struct td_node *y, struct td_node *v)
-{
-    return td_mul(g, y, td_sub(g, v, td_sum_last(g, td_mul(g, y, v))));
-}
-
 static struct td_node *softmax_jvp(struct td_graph *g, struct td_node *n, struct td_node *const *t)
 {
-    return t[0] ? softmax_apply(g, n, t[0]) : NULL;
+    return t[0] ? td_softmax_apply(g, n, t[0], 1.0f, 0) : NULL;
 }
 
 static void softmax_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
                         struct td_node **cts)
 {
-    if (need & 1u) cts[0] = softmax_apply(g, n, ct);
+    if (need & 1u) cts[0] = td_softmax_apply(g, n, ct, 1.0f, 0);
 }
 
 static void softmax_reference(const struct td_node *n, const void *const *in, float *out)

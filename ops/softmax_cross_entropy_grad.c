@@ -54,13 +54,12 @@ static void sce_grad_forward(const struct td_exec *ex)
 }
 
 /* The op is softmax(logits) / B minus a constant, so its Jacobian is
- * softmax's (symmetric: one formula for JVP and VJP) over B. */
+ * softmax's (symmetric: one formula for JVP and VJP) over B: one
+ * softmax_apply with alpha = 1/B. */
 static struct td_node *sce_grad_apply(struct td_graph *g, struct td_node *n, struct td_node *v)
 {
-    struct td_node *softmax = td_softmax(g, n->src[0]), *out[1] = {NULL};
-    if (!softmax) return NULL;
-    td_op_softmax.vjp(g, softmax, v, 1u, out);
-    return td_scale(g, out[0], (float)(1.0 / (double)n->shape.dim[0]));
+    return td_softmax_apply(g, td_softmax(g, n->src[0]), v, (float)(1.0 / (double)n->shape.dim[0]),
+                            0);
 }
 
 static struct td_node *sce_grad_jvp(struct td_graph *g, struct td_node *n, struct td_node *const *t)

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "ops/dnnl/prim.h"
 #include "ops/ops.h"
@@ -40,6 +41,28 @@ enum td_status td_softmax_prepare(struct td_prep *p, dnnl_alg_kind_t alg)
 struct td_node *td_sum_last(struct td_graph *g, struct td_node *x)
 {
     return td_reduce_sum(g, x, 1u << (x->shape.rank - 1), 1);
+}
+
+int64_t td_causal_size(const struct td_shape *s)
+{
+    if (s->rank < 2 || s->dim[s->rank - 1] != s->dim[s->rank - 2]) return 0;
+    return s->dim[s->rank - 1];
+}
+
+struct td_node *td_causal_mask(struct td_graph *g, struct td_node *t)
+{
+    int64_t T = td_causal_size(&t->shape);
+    float *m = malloc((size_t)(T * T) * sizeof(float));
+    if (!m) {
+        td_graph_fail(g, TD_ERR_NOMEM, "causal mask: out of memory for [%lld,%lld]", (long long)T,
+                      (long long)T);
+        return NULL;
+    }
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t j = 0; j < T; j++) m[i * T + j] = j <= i ? 1.0f : 0.0f;
+    struct td_node *mask = td_constant(g, TD_SHAPE(T, T), m);
+    free(m);
+    return td_mul(g, t, mask);
 }
 
 void td_softmax_reference(const struct td_node *n, const void *const *in, float *out, int take_log)

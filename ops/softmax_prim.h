@@ -17,6 +17,17 @@ enum td_status td_softmax_prepare(struct td_prep *p, dnnl_alg_kind_t alg);
 /* x [..., C] summed over the last axis, kept: [..., 1]. For the rules. */
 struct td_node *td_sum_last(struct td_graph *g, struct td_node *x);
 
+/* Causal (masked) attention rows: x [..., T, T], where row i of each T x T
+ * matrix sees columns j <= i only. Returns T when s has rank >= 2 and equal
+ * last two axes, else 0. */
+int64_t td_causal_size(const struct td_shape *s);
+
+/* t [..., T, T] times the lower-triangular [T, T] ones (1 where j <= i):
+ * the mask of the causal ops' rules, a constant built on each call (T*T
+ * floats owned by the graph). NULL with TD_ERR_NOMEM recorded on g when the
+ * values cannot be allocated. */
+struct td_node *td_causal_mask(struct td_graph *g, struct td_node *t);
+
 /* Test reference: max-shifted softmax (take_log = 0) or log-softmax (take_log = 1) of
  * each last-axis row, in double. */
 void td_softmax_reference(const struct td_node *n, const void *const *in, float *out, int take_log);

@@ -348,6 +348,17 @@ static void check_second_directional(struct model *m, double eps, double tol)
     tu_assert_rel(what, ltt, fd, tol, 1e-3);
 }
 
+/* Every check, finite differences of the gradient included, for a model
+ * that is smooth everywhere. */
+static void check_smooth(struct model *m)
+{
+    check_gradient(m, 1e-2, 5e-3);
+    check_hvp_fd(m, 1e-2, 1e-2);
+    check_symmetry(m);
+    check_modes_agree(m);
+    check_second_directional(m, 4e-2, 1e-2);
+}
+
 /* An MLP on fixed data: dense layers of sizes[0] -> ... -> sizes[n-1], the
  * activation between them, softmax cross-entropy on labels. */
 static void build_mlp(struct model *m, const char *name, const int *sizes, int n, enum act act,
@@ -398,11 +409,7 @@ START_TEST(test_small_mlp_tanh)
     struct model m;
     const int sizes[] = {20, 16, 12, 5};
     build_mlp(&m, "mlp 20-16-12-5 tanh", sizes, 4, ACT_TANH, 8);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
@@ -412,11 +419,7 @@ START_TEST(test_small_mlp_gelu)
     struct model m;
     const int sizes[] = {20, 16, 12, 5};
     build_mlp(&m, "mlp 20-16-12-5 gelu", sizes, 4, ACT_GELU, 8);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
@@ -457,11 +460,45 @@ START_TEST(test_broadcast_reduce)
 {
     struct model m;
     build_broadcast(&m);
-    check_gradient(&m, 1e-2, 5e-3);
-    check_hvp_fd(&m, 1e-2, 1e-2);
-    check_symmetry(&m);
-    check_modes_agree(&m);
-    check_second_directional(&m, 4e-2, 1e-2);
+    check_smooth(&m);
+    model_free(&m);
+}
+END_TEST
+
+/* A small attention block through every op of a GPT layer but the
+ * embedding, smooth everywhere:
+ *   h = gelu(dense(layer_norm(x)))                       [2, 5, 8]
+ *   p = causal_softmax(h h^T, 1/sqrt 8)                  [2, 5, 5]
+ *   loss = mean((p h - x)^2) */
+static void build_attention(struct model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->name = "layer_norm/gelu/causal_softmax";
+    struct td_graph *g = td_graph_new(11);
+    m->g = g;
+    ck_assert_ptr_nonnull(g);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 5, 8), TD_F32);
+    float *xd = malloc(80 * sizeof(float));
+    ck_assert_ptr_nonnull(xd);
+    tu_fill_uniform(xd, 80, -1, 2, 11, 1);
+    model_add_data(m, x, xd);
+    struct td_node *h = td_layer_norm(g, x, "ln");
+    h = td_gelu(g, td_dense(g, h, 8, "fc"));
+    struct td_node *p = td_causal_softmax(g, td_matmul(g, h, h, 0, 1), 0.35355339f);
+    struct td_node *r = td_sub(g, td_matmul(g, p, h, 0, 0), x);
+    m->loss = td_reduce_mean(g, td_square(g, r), 7u, 0);
+    model_finish(m);
+    /* Start gamma and beta away from ones and zeros, so that their
+     * derivatives are not special. */
+    for (size_t k = 0; k < m->total; k++) m->theta0[k] += 0.3f * (float)sin(3.0 * (double)k);
+    set_theta(m, NULL, 0);
+}
+
+START_TEST(test_attention_block)
+{
+    struct model m;
+    build_attention(&m);
+    check_smooth(&m);
     model_free(&m);
 }
 END_TEST
@@ -474,6 +511,7 @@ int main(void)
     tcase_add_test(tc, test_small_mlp_tanh);
     tcase_add_test(tc, test_small_mlp_gelu);
     tcase_add_test(tc, test_broadcast_reduce);
+    tcase_add_test(tc, test_attention_block);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

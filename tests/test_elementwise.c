@@ -16,10 +16,17 @@
 #include "ops/ops.h"
 #include "tests/testutil.h"
 
-/* The op-table ops whose second order this suite checks. */
+/* The op-table ops whose second order this suite checks (elementwise ops and
+ * the row-wise ops whose fused rules have rules of their own). */
 static const char *const second_order_ops[] = {
-    "add",     "sub",  "mul",  "div",  "affine", "exp",    "log", "tanh",
-    "sigmoid", "relu", "gelu", "sqrt", "rsqrt",  "square", "abs",
+    "add",       "sub",           "mul",
+    "div",       "affine",        "exp",
+    "log",       "tanh",          "sigmoid",
+    "relu",      "gelu",          "sqrt",
+    "rsqrt",     "square",        "abs",
+    "gelu_tanh", "gelu_grad",     "gelu_tanh_grad",
+    "softmax",   "softmax_apply", "causal_softmax",
+    "normalize", "layer_norm",    "layer_norm_dgamma",
 };
 
 static struct td_node *in(struct td_graph *g, const char *name, struct td_shape s)

@@ -1,6 +1,7 @@
 /* Multi-layer perceptrons on flattened inputs. "mlp" is the seed model:
- * 784-128-64-10 with ReLU; "mlp-gelu" swaps in GELU, whose second
- * derivative is not zero almost everywhere (useful for curvature studies). */
+ * 784-128-64-10 with ReLU; "mlp-gelu" swaps in GELU (exact, erf form),
+ * whose second derivative is not zero almost everywhere (useful for
+ * curvature studies). */
 #include "tools/models/models.h"
 
 static enum td_status mlp(struct td_graph *g, const struct td_data_desc *d, struct td_model *m,
@@ -32,4 +33,4 @@ static enum td_status mlp_gelu(struct td_graph *g, const struct td_data_desc *d,
 const struct td_model_info td_model_mlp = {
     .name = "mlp", .summary = "784-128-64-10 perceptron, ReLU", .build = mlp_relu};
 const struct td_model_info td_model_mlp_gelu = {
-    .name = "mlp-gelu", .summary = "784-128-64-10 perceptron, GELU", .build = mlp_gelu};
+    .name = "mlp-gelu", .summary = "784-128-64-10 perceptron, GELU (erf)", .build = mlp_gelu};
