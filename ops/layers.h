@@ -15,4 +15,45 @@ struct td_node *td_dense(struct td_graph *g, struct td_node *x, int units, const
  * "name/weight" [C] starting at ones and beta "name/bias" [C] at zeros. */
 struct td_node *td_layer_norm(struct td_graph *g, struct td_node *x, const char *name);
 
+/* Rows of "name/weight" [vocab, dim] picked by ids (TD_I32, any shape):
+ * [ids..., dim], as torch.nn.Embedding. init NULL: N(0, 1), PyTorch's
+ * default. An id outside [0, vocab) fails td_run with a message naming it. */
+struct td_node *td_embedding(struct td_graph *g, struct td_node *ids, int vocab, int dim,
+                             const struct td_init *init, const char *name);
+
+/* Options shared by the Transformer layers below; NULL or zeroed fields
+ * take the defaults given. */
+struct td_block_options {
+    float dropout;        /* rate on the attention probabilities and at the end of each
+                             residual branch (GPT-2's places); 0: no dropout */
+    struct td_node *step; /* TD_I32 [1], the step dropout masks are drawn for (td_dropout);
+                             required when dropout > 0 */
+    float init_std;       /* weights ~ N(0, init_std), biases 0; 0: 0.02 (GPT-2) */
+    float proj_init_std;  /* the output projections of the residual branches; 0: init_std
+                             (GPT-2 uses 0.02 / sqrt(2 layers)) */
+    int mlp_ratio;        /* the MLP's hidden width over d_model; 0: 4 */
+};
+
+/* Causal multi-head self-attention on x [B, T, d] with `heads` heads of
+ * d / heads: a fused QKV parameter "name/qkv/weight" [3d, d] (rows q, k, v;
+ * head h uses rows h d/heads .. (h+1) d/heads - 1 of each block) and
+ * "name/qkv/bias" [3d], scores scaled by 1/sqrt(d / heads) and masked so
+ * position t sees positions <= t, and the output projection "name/proj"
+ * (weight [d, d], bias [d]). y [B, T, d]. Errors: x not of rank 3, d not a
+ * multiple of heads, dropout without a step input. */
+struct td_node *td_causal_self_attention(struct td_graph *g, struct td_node *x, int heads,
+                                         const struct td_block_options *o, const char *name);
+
+/* GPT-2's MLP on x [..., d]: "name/fc" (weight [hidden, d]), exact GELU,
+ * "name/proj" (weight [d, hidden]); y [..., d]. */
+struct td_node *td_mlp_block(struct td_graph *g, struct td_node *x, int hidden,
+                             const struct td_block_options *o, const char *name);
+
+/* The pre-LN Transformer block of GPT-2 on x [B, T, d]:
+ *   x = x + attn(ln1(x));  x = x + mlp(ln2(x))
+ * with layer norms "name/ln1", "name/ln2", attention "name/attn" and MLP
+ * "name/mlp" (hidden width mlp_ratio * d). */
+struct td_node *td_transformer_block(struct td_graph *g, struct td_node *x, int heads,
+                                     const struct td_block_options *o, const char *name);
+
 #endif

@@ -32,5 +32,6 @@ int td_cmd_train(int argc, char **argv);
 int td_cmd_eval(int argc, char **argv);
 int td_cmd_inspect(int argc, char **argv);
 int td_cmd_check(int argc, char **argv);
+int td_cmd_sample(int argc, char **argv);
 
 #endif

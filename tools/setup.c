@@ -55,8 +55,7 @@ static enum td_status load_text(struct td_setup *s, const struct td_setup_config
     if (st != TD_OK) return st;
     s->desc.kind = TD_DATA_TEXT;
     s->desc.classes = s->text.vocab.size;
-    return td_source_text(&s->text, c->batch, mc.context, (uint64_t)c->seed, &s->src, err,
-                          errlen);
+    return td_source_text(&s->text, c->batch, mc.context, (uint64_t)c->seed, &s->src, err, errlen);
 }
 
 enum td_status td_setup_init(struct td_setup *s, const struct td_setup_config *c, char *err,

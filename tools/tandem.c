@@ -9,6 +9,7 @@ static const char usage[] =
     "commands:\n"
     "  train     train a model (default: the seed MLP on Fashion-MNIST)\n"
     "  eval      evaluate saved weights on a test set\n"
+    "  sample    generate text from a text model's weights\n"
     "  inspect   print a model's graph, parameters and planned memory; write DOT\n"
     "  check     check gradient and Hessian-vector product against finite differences\n"
     "  version   print the version\n"
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return td_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return td_cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return td_cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return td_cmd_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tandem %s\n", TD_VERSION);
         return 0;
