@@ -19,8 +19,9 @@
 #include "ops/layers.h"
 #include "ops/ops.h"
 #include "tests/testutil.h"
+#include "tools/models/models.h"
 
-#define MAX_PARAMS 16
+#define MAX_PARAMS 64
 #define MAX_FEEDS 4
 #define MAX_KINKS 8
 
@@ -503,6 +504,49 @@ START_TEST(test_attention_block)
 }
 END_TEST
 
+/* The zoo's GPT at the size the tiny-model checks use: 2 layers, d 32,
+ * 2 heads, context 16, on a batch of 2 windows over 11 tokens, every
+ * parameter moved off its initial value (layer norms off 1 and 0). */
+static void build_tiny_gpt(struct model *m)
+{
+    memset(m, 0, sizeof *m);
+    m->name = "tiny gpt (2 layers, d 32, 2 heads, context 16)";
+    m->g = td_graph_new(13);
+    ck_assert_ptr_nonnull(m->g);
+    const struct td_model_info *info = td_model_find("gpt");
+    ck_assert_ptr_nonnull(info);
+    struct td_data_desc d = {.kind = TD_DATA_TEXT, .classes = 11};
+    struct td_model_config c = {
+        .layers = 2, .d_model = 32, .heads = 2, .context = 16, .dropout = -1};
+    struct td_model gpt;
+    ck_assert_int_eq(td_model_build(info, m->g, 2, &d, &c, &gpt), TD_OK);
+    int32_t *ids = malloc(32 * sizeof(int32_t)), *targets = malloc(32 * sizeof(int32_t));
+    ck_assert(ids && targets);
+    tu_fill_int(ids, 32, 11, 13, 1);
+    tu_fill_int(targets, 32, 11, 13, 2);
+    model_add_data(m, gpt.x, ids);
+    model_add_data(m, gpt.labels, targets);
+    m->loss = gpt.loss;
+    model_finish(m);
+    for (size_t k = 0; k < m->total; k++) m->theta0[k] += 0.1f * (float)sin(7.0 * (double)k);
+    set_theta(m, NULL, 0);
+}
+
+START_TEST(test_tiny_gpt)
+{
+    struct model m;
+    build_tiny_gpt(&m);
+    /* Directions over 30,000 parameters are long: smaller steps than
+     * check_smooth's keep the third-order terms below the tolerances. */
+    check_gradient(&m, 1e-3, 5e-3);
+    check_hvp_fd(&m, 1e-3, 1e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    check_second_directional(&m, 4e-3, 1e-2);
+    model_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("autodiff");
@@ -512,6 +556,7 @@ int main(void)
     tcase_add_test(tc, test_small_mlp_gelu);
     tcase_add_test(tc, test_broadcast_reduce);
     tcase_add_test(tc, test_attention_block);
+    tcase_add_test(tc, test_tiny_gpt);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
