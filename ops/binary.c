@@ -50,6 +50,13 @@ enum td_status td_binary_prepare(struct td_prep *p, dnnl_alg_kind_t alg)
         first = 1;
     else
         return TD_OK;
+    /* oneDNN 2.6's jit kernels take an operand broadcast along leading axes
+     * (a bias row); a per-row scalar ([.., R, 1] against [.., R, C]) falls
+     * to its reference kernel, 500x slower than the loop below. */
+    const struct td_shape *small = &n->src[1 - first]->shape;
+    if (small->rank > 0 && small->dim[small->rank - 1] == 1 &&
+        n->shape.dim[n->shape.rank - 1] > 1 && td_shape_numel(small) > 1)
+        return TD_OK;
     /* oneDNN wants equal ranks: pad the other operand with leading 1s. */
     const struct td_shape *other = &n->src[1 - first]->shape;
     struct td_shape padded = {.rank = n->shape.rank};
@@ -71,20 +78,6 @@ enum td_status td_binary_prepare(struct td_prep *p, dnnl_alg_kind_t alg)
     return td_prim_create(p, &desc, args, 3);
 }
 
-static inline float apply(dnnl_alg_kind_t alg, float a, float b)
-{
-    switch (alg) {
-    case dnnl_binary_sub:
-        return a - b;
-    case dnnl_binary_mul:
-        return a * b;
-    case dnnl_binary_div:
-        return a / b;
-    default:
-        return a + b;
-    }
-}
-
 /* Element strides of operand s read through the output's index space
  * (rank dims, row-major): 0 along the axes that broadcasting stretches. */
 static void broadcast_strides(const struct td_shape *s, int rank, int64_t *st)
@@ -97,21 +90,62 @@ static void broadcast_strides(const struct td_shape *s, int rank, int64_t *st)
     }
 }
 
+/* One output row o[0..n) = a op b, where each operand either runs along the
+ * row (stride 1) or holds one value for it (stride 0). */
+#define TD_BINARY_ROW(op)                                                                          \
+    do {                                                                                           \
+        if (ca && cb) {                                                                            \
+            _Pragma("omp simd") for (int64_t j = 0; j < n; j++) o[j] = a[j] op b[j];               \
+        } else if (ca) {                                                                           \
+            const float y = b[0];                                                                  \
+            _Pragma("omp simd") for (int64_t j = 0; j < n; j++) o[j] = a[j] op y;                  \
+        } else if (cb) {                                                                           \
+            const float x = a[0];                                                                  \
+            _Pragma("omp simd") for (int64_t j = 0; j < n; j++) o[j] = x op b[j];                  \
+        } else {                                                                                   \
+            const float v = a[0] op b[0];                                                          \
+            for (int64_t j = 0; j < n; j++) o[j] = v;                                              \
+        }                                                                                          \
+    } while (0)
+
+static void binary_row(dnnl_alg_kind_t alg, float *o, const float *a, int ca, const float *b,
+                       int cb, int64_t n)
+{
+    switch (alg) {
+    case dnnl_binary_sub:
+        TD_BINARY_ROW(-);
+        break;
+    case dnnl_binary_mul:
+        TD_BINARY_ROW(*);
+        break;
+    case dnnl_binary_div:
+        TD_BINARY_ROW(/);
+        break;
+    default:
+        TD_BINARY_ROW(+);
+        break;
+    }
+}
+
 /* a, b: operands of any broadcastable shapes; out: the broadcast shape
  * [d0, ..., dR-1] row-major, R >= 1, processed one row of dR-1 at a time.
- * Only reached when operand 0 is stretched, so out never aliases it. */
+ * A stretched operand 0 never aliases out (in place needs equal shapes). */
 static void binary_loop(const struct td_exec *ex, dnnl_alg_kind_t alg)
 {
     const struct td_node *n = ex->node;
     const float *a = ex->in[0], *b = ex->in[1];
     float *out = ex->out;
     int rank = n->shape.rank;
+    if (rank == 0) {
+        binary_row(alg, out, a, 0, b, 0, 1);
+        return;
+    }
     int64_t sa[TD_MAX_DIMS], sb[TD_MAX_DIMS];
     broadcast_strides(&n->src[0]->shape, rank, sa);
     broadcast_strides(&n->src[1]->shape, rank, sb);
     int64_t cols = n->shape.dim[rank - 1];
     int64_t rows = td_shape_numel(&n->shape) / cols;
-    int64_t ca = sa[rank - 1], cb = sb[rank - 1];
+    int ca = sa[rank - 1] != 0, cb = sb[rank - 1] != 0;
     TD_PARALLEL_FOR(ex->nthreads, r, rows, {
         int64_t oa = 0, ob = 0, q = r;
         for (int d = rank - 2; d >= 0; d--) {
@@ -120,8 +154,7 @@ static void binary_loop(const struct td_exec *ex, dnnl_alg_kind_t alg)
             oa += i * sa[d];
             ob += i * sb[d];
         }
-        float *o = out + r * cols;
-        for (int64_t j = 0; j < cols; j++) o[j] = apply(alg, a[oa + j * ca], b[ob + j * cb]);
+        binary_row(alg, out + r * cols, a + oa, ca, b + ob, cb, cols);
     });
 }
 
