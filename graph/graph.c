@@ -82,7 +82,6 @@ void td_graph_free(struct td_graph *g)
     free(g->params.info);
     free(g->params.value);
     free(g->params.grad);
-    free(g->params.tangent);
     free(g->params.dir);
     free(g);
 }
@@ -379,13 +378,21 @@ static int grow_params(struct td_params *p, int *cap, size_t total)
         p->info = info;
         *cap = c;
     }
-    float **blocks[4] = {&p->value, &p->grad, &p->tangent, &p->dir};
-    for (int b = 0; b < 4; b++) {
+    float **blocks[2] = {&p->value, &p->dir};
+    for (int b = 0; b < 2; b++) {
         float *nb = realloc(*blocks[b], total * sizeof(float));
         if (!nb) return 0;
         memset(nb + p->total, 0, (total - p->total) * sizeof(float));
         *blocks[b] = nb;
     }
+    /* grad | tangent | one spare float, in one block (see graph.h). */
+    float *d = realloc(p->grad, (2 * total + 1) * sizeof(float));
+    if (!d) return 0;
+    memmove(d + total, d + p->total, p->total * sizeof(float));
+    memset(d + p->total, 0, (total - p->total) * sizeof(float));
+    memset(d + total + p->total, 0, (total - p->total + 1) * sizeof(float));
+    p->grad = d;
+    p->tangent = d + total;
     return 1;
 }
 

@@ -121,7 +121,10 @@ struct td_params {
     struct td_param_info *info; /* count entries */
     float *value;               /* current values, read by every plan */
     float *grad;                /* gradients written by gradient plans */
-    float *tangent;             /* H * dir, written by tangent plans */
+    float *tangent;             /* H * dir, written by tangent plans; tangent == grad + total,
+                                   and tangent[total] is a spare float, so gradient, tangent
+                                   and one more value (a loss) form one buffer for a
+                                   data-parallel sum */
     float *dir;                 /* the direction dir (delta theta) tangent plans read */
 };
 

@@ -89,16 +89,10 @@ static int64_t epoch_len(const struct td_batcher *b)
     return b->data->n - td_batcher_dropped(b);
 }
 
-int64_t td_batcher_next(struct td_batcher *b, float *x, int32_t *y)
+int64_t td_batcher_take(struct td_batcher *b, int64_t count, float *x, int32_t *y)
 {
     int64_t left = epoch_len(b) - b->index;
-    if (left <= 0) {
-        b->epoch++;
-        b->index = 0;
-        fill_perm(b);
-        return 0;
-    }
-    int64_t count = left < b->batch_size ? left : b->batch_size;
+    if (left < count) count = left > 0 ? left : 0;
     int64_t numel = td_dataset_sample_numel(b->data);
     size_t row = (size_t)numel * sizeof(float);
     for (int64_t k = 0; k < count; k++) {
@@ -108,6 +102,17 @@ int64_t td_batcher_next(struct td_batcher *b, float *x, int32_t *y)
     }
     b->index += count;
     return count;
+}
+
+int64_t td_batcher_next(struct td_batcher *b, float *x, int32_t *y)
+{
+    if (epoch_len(b) - b->index <= 0) {
+        b->epoch++;
+        b->index = 0;
+        fill_perm(b);
+        return 0;
+    }
+    return td_batcher_take(b, b->batch_size, x, y);
 }
 
 int64_t td_batcher_num_batches(const struct td_batcher *b)

@@ -16,9 +16,10 @@ void td_source_free(struct td_source *src)
 /* Both batchers keep a permutation of their dataset; the training one is
  * refilled only when a step enters another epoch. */
 struct image_source {
-    struct td_batcher train, eval;
+    struct td_batcher train, eval; /* train walks global batches */
     int has_eval;
     int64_t batch, steps_per_epoch;
+    int rank;
 };
 
 static void image_release(void *ctx)
@@ -37,10 +38,11 @@ static enum td_status image_train_batch(void *ctx, int64_t step, void *const *bu
     if (step < 0)
         return td_io_errf(TD_ERR_ARG, err, errlen, "images: step %" PRId64 " is negative", step);
     struct td_batch_pos pos = {(uint64_t)(step / s->steps_per_epoch),
-                               step % s->steps_per_epoch * s->batch};
+                               step % s->steps_per_epoch * s->train.batch_size +
+                                   s->rank * s->batch};
     enum td_status st = td_batcher_seek(&s->train, pos, err, errlen);
     if (st != TD_OK) return st;
-    td_batcher_next(&s->train, bufs[0], bufs[1]);
+    td_batcher_take(&s->train, s->batch, bufs[0], bufs[1]);
     return TD_OK;
 }
 
@@ -57,12 +59,25 @@ static int64_t image_eval_batch(void *ctx, int64_t i, void *const *bufs)
     return n;
 }
 
+static enum td_status check_shard(const char *what, int64_t batch, int rank, int ranks, char *err,
+                                  size_t errlen)
+{
+    if (ranks < 1 || rank < 0 || rank >= ranks)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "%s: rank %d of %d", what, rank, ranks);
+    if (batch < 1 || batch > INT64_MAX / ranks)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "%s: batch %" PRId64 " is not >= 1", what,
+                          batch);
+    return TD_OK;
+}
+
 enum td_status td_source_images(const struct td_dataset *train, const struct td_dataset *eval,
-                                int64_t batch, uint64_t seed, struct td_source *src, char *err,
-                                size_t errlen)
+                                int64_t batch, uint64_t seed, int rank, int ranks,
+                                struct td_source *src, char *err, size_t errlen)
 {
     if (!src || !train) return td_io_errf(TD_ERR_ARG, err, errlen, "images: NULL argument");
     memset(src, 0, sizeof(*src));
+    enum td_status st = check_shard("images", batch, rank, ranks, err, errlen);
+    if (st != TD_OK) return st;
     if (eval && !td_shape_equal(&eval->sample_shape, &train->sample_shape)) {
         char a[96], b[96];
         return td_io_errf(TD_ERR_ARG, err, errlen,
@@ -76,8 +91,7 @@ enum td_status td_source_images(const struct td_dataset *train, const struct td_
                           train->sample_shape.rank, TD_MAX_DIMS - 1);
     struct image_source *s = calloc(1, sizeof(*s));
     if (!s) return td_io_errf(TD_ERR_NOMEM, err, errlen, "images: out of memory");
-    enum td_status st =
-        td_batcher_init(&s->train, train, batch, TD_BATCH_DROP_LAST, 1, seed, err, errlen);
+    st = td_batcher_init(&s->train, train, batch * ranks, TD_BATCH_DROP_LAST, 1, seed, err, errlen);
     if (st != TD_OK) {
         free(s);
         return st;
@@ -92,6 +106,7 @@ enum td_status td_source_images(const struct td_dataset *train, const struct td_
         s->has_eval = 1;
     }
     s->batch = batch;
+    s->rank = rank;
     s->steps_per_epoch = td_batcher_num_batches(&s->train);
     src->ctx = s;
     src->n_bufs = 2;
@@ -115,7 +130,7 @@ enum td_status td_source_images(const struct td_dataset *train, const struct td_
 
 struct text_source {
     const struct td_text *t;
-    int64_t batch, context;
+    int64_t batch, context, first_row;
     uint64_t seed;
 };
 
@@ -128,7 +143,8 @@ static enum td_status text_train_batch(void *ctx, int64_t step, void *const *buf
                                        size_t errlen)
 {
     const struct text_source *s = ctx;
-    if (td_text_sample(s->t, s->seed, step, s->batch, s->context, bufs[0], bufs[1]) != TD_OK)
+    if (td_text_sample_rows(s->t, s->seed, step, s->first_row, s->batch, s->context, bufs[0],
+                            bufs[1]) != TD_OK)
         return td_io_errf(TD_ERR_ARG, err, errlen, "text: cannot sample step %" PRId64, step);
     return TD_OK;
 }
@@ -140,11 +156,14 @@ static int64_t text_eval_batch(void *ctx, int64_t i, void *const *bufs)
 }
 
 enum td_status td_source_text(const struct td_text *t, int64_t batch, int64_t context,
-                              uint64_t seed, struct td_source *src, char *err, size_t errlen)
+                              uint64_t seed, int rank, int ranks, struct td_source *src, char *err,
+                              size_t errlen)
 {
     if (!src || !t) return td_io_errf(TD_ERR_ARG, err, errlen, "text: NULL argument");
     memset(src, 0, sizeof(*src));
-    if (batch < 1 || context < 1)
+    enum td_status st = check_shard("text", batch, rank, ranks, err, errlen);
+    if (st != TD_OK) return st;
+    if (context < 1)
         return td_io_errf(TD_ERR_ARG, err, errlen,
                           "text: batch %" PRId64 " and context %" PRId64 " must be >= 1", batch,
                           context);
@@ -154,7 +173,7 @@ enum td_status td_source_text(const struct td_text *t, int64_t batch, int64_t co
                           t->n_train, context + 1);
     struct text_source *s = malloc(sizeof(*s));
     if (!s) return td_io_errf(TD_ERR_NOMEM, err, errlen, "text: out of memory");
-    *s = (struct text_source){t, batch, context, seed};
+    *s = (struct text_source){t, batch, context, rank * batch, seed};
     src->ctx = s;
     src->n_bufs = 2;
     src->shape[0] = src->shape[1] = TD_SHAPE(batch, context);

@@ -53,22 +53,30 @@ struct td_source {
 /* Calls src->release and zeroes *src. NULL and a zeroed source are no-ops. */
 void td_source_free(struct td_source *src);
 
+/* Data-parallel sharding: rank `rank` of `ranks` processes takes rows
+ * [rank * batch, (rank + 1) * batch) of every global batch of ranks * batch
+ * rows, so the ranks together see exactly the batches one process with the
+ * global batch would. A single process is rank 0 of 1. */
+
 /* Labelled images: buffers x [batch, sample...] TD_F32 and labels [batch]
- * TD_I32. Training walks `train` in epochs of shuffled full batches: step k
- * is batch k % S of epoch k / S (S = n / batch; the last n % batch samples
- * of each shuffled epoch are skipped), the order of epoch e a Fisher-Yates
- * shuffle drawn from (seed, e) as td_batcher's. Evaluation walks `eval` (may
- * be NULL: no evaluation batches) in order, the last batch padded. The
- * datasets are not copied: they must outlive the source. Returns TD_OK,
- * TD_ERR_ARG (batch < 1 or larger than the training set, sample shapes that
- * differ, a NULL or empty dataset) or TD_ERR_NOMEM, with a message in err.
- * Free with td_source_free. */
+ * TD_I32. Training walks `train` in epochs of shuffled full global batches
+ * (G = ranks * batch): step k is global batch k % S of epoch k / S
+ * (S = n / G; the last n % G samples of each shuffled epoch are skipped),
+ * the order of epoch e a Fisher-Yates shuffle drawn from (seed, e) as
+ * td_batcher's; this rank copies only its rows. Evaluation walks `eval`
+ * (may be NULL: no evaluation batches) in order in batches of `batch`, the
+ * last one padded. The datasets are not copied: they must outlive the
+ * source. Returns TD_OK, TD_ERR_ARG (batch < 1, a global batch larger than
+ * the training set, rank outside [0, ranks), sample shapes that differ, a
+ * NULL or empty dataset) or TD_ERR_NOMEM, with a message in err. Free with
+ * td_source_free. */
 enum td_status td_source_images(const struct td_dataset *train, const struct td_dataset *eval,
-                                int64_t batch, uint64_t seed, struct td_source *src, char *err,
-                                size_t errlen);
+                                int64_t batch, uint64_t seed, int rank, int ranks,
+                                struct td_source *src, char *err, size_t errlen);
 
 /* Windows of a text: buffers x (token ids) and y (next-token targets), both
- * [batch, context] TD_I32. Training batch k is td_text_sample(t, seed, k):
+ * [batch, context] TD_I32. Training batch k is this rank's rows of
+ * td_text_sample(t, seed, k) over the global batch (td_text_sample_rows):
  * random windows, no epochs (steps_per_epoch 0; train_items is the number
  * of training tokens). Evaluation walks the validation windows in order
  * (td_text_val_batch), the last batch padded. t is not copied: it must
@@ -76,6 +84,7 @@ enum td_status td_source_images(const struct td_dataset *train, const struct td_
  * training part shorter than one window) or TD_ERR_NOMEM, with a message in
  * err. Free with td_source_free. */
 enum td_status td_source_text(const struct td_text *t, int64_t batch, int64_t context,
-                              uint64_t seed, struct td_source *src, char *err, size_t errlen);
+                              uint64_t seed, int rank, int ranks, struct td_source *src, char *err,
+                              size_t errlen);
 
 #endif

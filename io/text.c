@@ -198,18 +198,26 @@ static void copy_window(const uint8_t *tokens, int64_t s, int64_t context, int32
     }
 }
 
-enum td_status td_text_sample(const struct td_text *t, uint64_t seed, int64_t step, int64_t batch,
-                              int64_t context, int32_t *x, int32_t *y)
+enum td_status td_text_sample_rows(const struct td_text *t, uint64_t seed, int64_t step,
+                                   int64_t first, int64_t rows, int64_t context, int32_t *x,
+                                   int32_t *y)
 {
-    if (!t || !t->tokens || !x || !y || batch < 1 || context < 1 || t->n_train <= context)
+    if (!t || !t->tokens || !x || !y || first < 0 || rows < 1 || context < 1 ||
+        t->n_train <= context)
         return TD_ERR_ARG;
     uint64_t starts = (uint64_t)(t->n_train - context);
-    for (int64_t b = 0; b < batch; b++) {
-        uint64_t r = td_rng_u64(seed, TD_RNG_STREAM_TEXT + (uint64_t)step, (uint64_t)b);
+    for (int64_t b = 0; b < rows; b++) {
+        uint64_t r = td_rng_u64(seed, TD_RNG_STREAM_TEXT + (uint64_t)step, (uint64_t)(first + b));
         copy_window(t->tokens, (int64_t)mul_high(r, starts), context, x + b * context,
                     y + b * context);
     }
     return TD_OK;
+}
+
+enum td_status td_text_sample(const struct td_text *t, uint64_t seed, int64_t step, int64_t batch,
+                              int64_t context, int32_t *x, int32_t *y)
+{
+    return td_text_sample_rows(t, seed, step, 0, batch, context, x, y);
 }
 
 int64_t td_text_val_windows(const struct td_text *t, int64_t context)

@@ -78,6 +78,13 @@ void td_text_free(struct td_text *t);
 enum td_status td_text_sample(const struct td_text *t, uint64_t seed, int64_t step, int64_t batch,
                               int64_t context, int32_t *x, int32_t *y);
 
+/* Rows first .. first + rows - 1 of td_text_sample's batch (a data-parallel
+ * rank's share of a global batch): the same windows, into x and y
+ * [rows, context]. TD_ERR_ARG as td_text_sample, and for first < 0. */
+enum td_status td_text_sample_rows(const struct td_text *t, uint64_t seed, int64_t step,
+                                   int64_t first, int64_t rows, int64_t context, int32_t *x,
+                                   int32_t *y);
+
 /* Validation windows: window k covers tokens [n_train + k context,
  * n_train + (k + 1) context] (context + 1 tokens, consecutive windows share
  * one token), so every validation token after the first is a target exactly

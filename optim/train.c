@@ -15,7 +15,7 @@
 
 #define TD_PATH_MAX 4096
 /* Checkpoint entries besides the parameters and the optimizer's blocks. */
-#define TD_TRAIN_STATE_ENTRIES 4
+#define TD_TRAIN_STATE_ENTRIES 6
 
 struct td_trainer {
     const struct td_train_model *m;
@@ -30,6 +30,9 @@ struct td_trainer {
     int n_feeds;
     int32_t step_value; /* what the step input reads */
     int num_threads;
+    int rank, ranks;
+    uint64_t *hashes; /* one per rank, for checkpoints */
+    int64_t ranks64;  /* ranks, as the checkpoint stores it */
     /* Running sums since the last evaluation, saved in checkpoints so that a
      * resumed run reports the same train_loss. */
     double loss_sum;
@@ -65,7 +68,7 @@ static int64_t epoch_steps(const struct td_trainer *t)
 static double epoch_of(const struct td_trainer *t, int64_t step)
 {
     if (epoch_steps(t) > 0) return (double)step / (double)epoch_steps(t);
-    return (double)step * (double)t->src->items_per_batch / (double)t->src->train_items;
+    return (double)step * (double)t->src->items_per_batch * t->ranks / (double)t->src->train_items;
 }
 
 static enum td_status check_model(const struct td_train_model *m, const struct td_source *src,
@@ -173,7 +176,18 @@ static int ckpt_entries(struct td_trainer *t, struct td_ckpt_entry *e, int64_t *
     e[n++] = (struct td_ckpt_entry){"seed", TD_CKPT_U64, &t->seed, 1, NULL};
     e[n++] = (struct td_ckpt_entry){"loss_sum", TD_CKPT_F64, &t->loss_sum, 1, NULL};
     e[n++] = (struct td_ckpt_entry){"loss_count", TD_CKPT_I64, &t->loss_count, 1, NULL};
+    e[n++] = (struct td_ckpt_entry){"ranks", TD_CKPT_I64, &t->ranks64, 1, NULL};
     return n;
+}
+
+/* FNV-1a over the parameter values' bytes: ranks that applied the same
+ * updates hold the same bits. */
+static uint64_t params_hash(const struct td_params *p)
+{
+    const unsigned char *b = (const unsigned char *)p->value;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < p->total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
 }
 
 static struct td_ckpt_entry *ckpt_alloc(const struct td_trainer *t)
@@ -190,13 +204,22 @@ static void out_path(const struct td_trainer *t, const char *file, char *buf, si
 
 static enum td_status save_checkpoint(struct td_trainer *t, char *err, size_t errlen)
 {
+    enum td_status st = td_dist_gather_u64(t->o.dist, params_hash(t->p), t->hashes, err, errlen);
+    if (st != TD_OK) return st;
+    for (int r = 1; r < t->ranks; r++)
+        if (t->hashes[r] != t->hashes[0])
+            return td_io_errf(TD_ERR_STATE, err, errlen,
+                              "step %lld: the parameters of rank %d differ from rank 0's",
+                              (long long)td_optim_steps(t->opt), r);
+    if (t->rank != 0) return TD_OK;
     struct td_ckpt_entry *e = ckpt_alloc(t);
     if (!e) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     int64_t step = td_optim_steps(t->opt);
     int n = ckpt_entries(t, e, &step);
+    e[n++] = (struct td_ckpt_entry){"param_hash", TD_CKPT_U64, t->hashes, (size_t)t->ranks, NULL};
     char path[TD_PATH_MAX];
     out_path(t, "checkpoint.h5", path, sizeof(path));
-    enum td_status st = td_ckpt_save(path, e, n, err, errlen);
+    st = td_ckpt_save(path, e, n, err, errlen);
     free(e);
     return st;
 }
@@ -207,11 +230,19 @@ static enum td_status load_checkpoint(struct td_trainer *t, const char *path, ch
     struct td_ckpt_entry *e = ckpt_alloc(t);
     if (!e) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     uint64_t seed = t->seed;
-    int64_t step = 0;
+    int64_t step = 0, ranks = t->ranks64;
     int n = ckpt_entries(t, e, &step);
     enum td_status st = td_ckpt_load(path, e, n, err, errlen);
     free(e);
     if (st != TD_OK) return st;
+    if (t->ranks64 != ranks) {
+        st = td_io_errf(TD_ERR_ARG, err, errlen,
+                        "%s was written by a run of %lld ranks, this run has %lld: resume with "
+                        "the same number",
+                        path, (long long)t->ranks64, (long long)ranks);
+        t->ranks64 = ranks;
+        return st;
+    }
     if (t->seed != seed) {
         st = td_io_errf(TD_ERR_ARG, err, errlen,
                         "%s was written with seed %llu, this run has seed %llu: the batches "
@@ -252,7 +283,12 @@ struct td_trainer *td_trainer_new(const struct td_train_model *m, const struct t
     t->p = td_graph_params(m->g);
     t->seed = o->optim.seed;
     t->num_threads = o->num_threads;
-    st = alloc_buffers(t, err, errlen);
+    t->rank = td_dist_rank(o->dist);
+    t->ranks = td_dist_size(o->dist);
+    t->ranks64 = t->ranks;
+    t->hashes = calloc((size_t)t->ranks, sizeof(*t->hashes));
+    if (!t->hashes) st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    if (st == TD_OK) st = alloc_buffers(t, err, errlen);
     if (st == TD_OK) st = compile_plans(t, err, errlen);
     if (st == TD_OK) {
         struct td_optim_config oc = o->optim;
@@ -281,6 +317,7 @@ void td_trainer_free(struct td_trainer *t)
     td_optim_free(t->opt);
     td_step_graph_free(&t->step);
     for (int i = 0; i < TD_SOURCE_MAX_BUFS; i++) free(t->bufs[i]);
+    free(t->hashes);
     free(t);
 }
 
@@ -298,15 +335,16 @@ int td_trainer_num_threads(const struct td_trainer *t)
  * feeds are the caller's (the model's inputs fed from bufs). */
 static enum td_status evaluate_plan(struct td_plan *plan, const struct td_train_model *m,
                                     const struct td_source *src, int64_t max_batches,
-                                    void *const *bufs, const struct td_feed *feeds, int n_feeds,
-                                    int32_t *step_value, double *loss, double *acc, char *err,
-                                    size_t errlen)
+                                    struct td_dist *dist, void *const *bufs,
+                                    const struct td_feed *feeds, int n_feeds, int32_t *step_value,
+                                    double *loss, double *acc, char *err, size_t errlen)
 {
     int64_t n = src->eval_batches;
     if (max_batches > 0 && max_batches < n) n = max_batches;
     double sums[3] = {0, 0, 0};
     *step_value = -1;
-    for (int64_t i = 0; i < n; i++) {
+    /* Rank r evaluates batches r, r + ranks, ...; the sums are added up. */
+    for (int64_t i = td_dist_rank(dist); i < n; i += td_dist_size(dist)) {
         int64_t real = src->eval_batch(src->ctx, i, bufs);
         if (td_run(plan, feeds, n_feeds) != TD_OK)
             return td_io_errf(TD_ERR_NUMERIC, err, errlen, "evaluate: %s", td_plan_error(plan));
@@ -317,6 +355,8 @@ static enum td_status evaluate_plan(struct td_plan *plan, const struct td_train_
         else
             td_metric_cross_entropy(y, shape, bufs[src->n_bufs - 1], real, sums);
     }
+    enum td_status st = td_dist_sum_f64(dist, sums, 3, err, errlen);
+    if (st != TD_OK) return st;
     *loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     *acc = sums[2] > 0 ? sums[1] / sums[2] : NAN;
     return TD_OK;
@@ -328,8 +368,8 @@ enum td_status td_trainer_evaluate(struct td_trainer *t, double *loss, double *a
     if (!t->eval_plan)
         return td_io_errf(TD_ERR_STATE, err, errlen,
                           "evaluate: no evaluation data or no evaluation output");
-    return evaluate_plan(t->eval_plan, t->m, t->src, t->o.eval_batches, t->bufs, t->feeds,
-                         t->n_feeds, &t->step_value, loss, acc, err, errlen);
+    return evaluate_plan(t->eval_plan, t->m, t->src, t->o.eval_batches, t->o.dist, t->bufs,
+                         t->feeds, t->n_feeds, &t->step_value, loss, acc, err, errlen);
 }
 
 enum td_status td_evaluate(const struct td_train_model *m, const struct td_source *src,
@@ -359,8 +399,8 @@ enum td_status td_evaluate(const struct td_train_model *m, const struct td_sourc
     if (st == TD_OK && !plan)
         st = td_io_errf(td_graph_status(m->g), err, errlen, "%s", td_graph_error(m->g));
     if (st == TD_OK)
-        st = evaluate_plan(plan, m, src, max_batches, bufs, feeds, n_feeds, &step_value, loss, acc,
-                           err, errlen);
+        st = evaluate_plan(plan, m, src, max_batches, NULL, bufs, feeds, n_feeds, &step_value, loss,
+                           acc, err, errlen);
     td_plan_free(plan);
     for (int i = 0; i < TD_SOURCE_MAX_BUFS; i++) free(bufs[i]);
     return st;
@@ -388,6 +428,25 @@ static enum td_status diagnose(struct td_trainer *t, int hvp, char *err, size_t 
     return TD_ERR_NUMERIC;
 }
 
+/* The fused sum: the gradient, the tangent when this step has one, and the
+ * loss after them (in the store's spare float, or the tangent's first when
+ * there is no tangent this step) in one buffer, then divided by the ranks:
+ * the mean over the global batch. */
+static enum td_status average_over_ranks(struct td_trainer *t, int hvp, double *loss, char *err,
+                                         size_t errlen)
+{
+    size_t n = t->p->total * (hvp ? 2 : 1);
+    float *buf = t->p->grad;
+    buf[n] = (float)*loss;
+    enum td_status st = td_dist_sum_f32(t->o.dist, buf, n + 1, err, errlen);
+    if (st != TD_OK) return st;
+    const float inv = 1.0f / (float)t->ranks;
+#pragma omp simd
+    for (size_t i = 0; i <= n; i++) buf[i] *= inv;
+    *loss = buf[n];
+    return TD_OK;
+}
+
 static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_used, FILE *log,
                                  char *err, size_t errlen)
 {
@@ -407,6 +466,10 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     if (st != TD_OK)
         return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, td_plan_error(plan));
     *loss = td_plan_output(plan, 0)[0];
+    if (t->ranks > 1) {
+        st = average_over_ranks(t, hvp, loss, err, errlen);
+        if (st != TD_OK) return st;
+    }
     if (!isfinite(*loss) || !all_finite(t->p->grad, t->p->total) ||
         (hvp && !all_finite(t->p->tangent, t->p->total)))
         return diagnose(t, hvp, err, errlen);
@@ -458,6 +521,14 @@ static FILE *open_log(const struct td_trainer *t, const char *file, const char *
     return ok ? fopen(path, "a") : NULL;
 }
 
+/* The logs must hold every line a checkpoint covers. Ranks other than 0
+ * have none. */
+static void flush_logs(FILE *log, FILE *evals)
+{
+    if (log) fflush(log);
+    if (evals) fflush(evals);
+}
+
 /* Evaluation, evals.csv, weights and checkpoint at the end of an interval. */
 static enum td_status finish_interval(struct td_trainer *t, double seconds, int64_t steps_done,
                                       double lr, FILE *log, FILE *evals,
@@ -472,19 +543,19 @@ static enum td_status finish_interval(struct td_trainer *t, double seconds, int6
         .lr = lr,
         .seconds = seconds,
         .items_per_s =
-            seconds > 0 ? (double)steps_done * (double)t->src->items_per_batch / seconds : NAN,
+            seconds > 0 ? (double)steps_done * (double)t->src->items_per_batch * t->ranks / seconds
+                        : NAN,
     };
     enum td_status st = TD_OK;
     if (t->eval_plan) st = td_trainer_evaluate(t, &r.val_loss, &r.val_acc, err, errlen);
     if (st != TD_OK) return st;
     t->loss_sum = 0;
     t->loss_count = 0;
-    fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (long long)r.step, r.epoch,
-            r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s);
-    /* The logs must hold every line the checkpoint covers. */
-    fflush(evals);
-    fflush(log);
-    st = export_weights(t, err, errlen);
+    if (evals)
+        fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (long long)r.step, r.epoch,
+                r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s);
+    flush_logs(log, evals);
+    if (t->rank == 0) st = export_weights(t, err, errlen);
     if (st == TD_OK) st = save_checkpoint(t, err, errlen);
     if (st == TD_OK && cb && cb->evaluated) cb->evaluated(cb->ctx, &r);
     return st;
@@ -501,16 +572,20 @@ static enum td_status make_out_dir(const char *dir, char *err, size_t errlen)
 enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callbacks *cb, char *err,
                               size_t errlen)
 {
-    enum td_status st = make_out_dir(t->o.out_dir, err, errlen);
-    if (st != TD_OK) return st;
-    int resumed = t->o.resume != NULL;
-    long long done = td_optim_steps(t->opt);
-    FILE *log =
-        open_log(t, "train_log.csv", "step,epoch,loss,lr,grad_norm,used_tangent\n", resumed, done);
-    FILE *evals =
-        open_log(t, "evals.csv", "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s\n",
-                 resumed, done);
-    if (!log || !evals) {
+    enum td_status st = TD_OK;
+    FILE *log = NULL, *evals = NULL;
+    if (t->rank == 0) {
+        st = make_out_dir(t->o.out_dir, err, errlen);
+        if (st != TD_OK) return st;
+        int resumed = t->o.resume != NULL;
+        long long done = td_optim_steps(t->opt);
+        log = open_log(t, "train_log.csv", "step,epoch,loss,lr,grad_norm,used_tangent\n", resumed,
+                       done);
+        evals = open_log(t, "evals.csv",
+                         "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s\n", resumed,
+                         done);
+    }
+    if (t->rank == 0 && (!log || !evals)) {
         if (log) fclose(log);
         if (evals) fclose(evals);
         return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write the training logs",
@@ -532,7 +607,7 @@ enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callba
                 .step = k,
                 .steps = t->o.steps,
                 .loss = t->loss_sum / (double)t->loss_count,
-                .items_per_s = rate * (double)t->src->items_per_batch,
+                .items_per_s = rate * (double)t->src->items_per_batch * t->ranks,
                 .eta_s = (double)(t->o.steps - k) / rate,
             };
             cb->progress(cb->ctx, &pr);
@@ -542,12 +617,11 @@ enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callba
             t0 = omp_get_wtime();
             steps_at_t0 = k;
         } else if (t->o.checkpoint_every > 0 && k % t->o.checkpoint_every == 0) {
-            fflush(log);
-            fflush(evals);
+            flush_logs(log, evals);
             st = save_checkpoint(t, err, errlen);
         }
     }
-    fclose(log);
-    fclose(evals);
+    if (log) fclose(log);
+    if (evals) fclose(evals);
     return st;
 }

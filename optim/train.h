@@ -18,7 +18,17 @@
  *
  * Non-finite losses, gradients or tangents stop the run before the step is
  * applied: the message names the first node that produced the value, and the
- * parameters, weights.h5 and the last checkpoint are those before the step. */
+ * parameters, weights.h5 and the last checkpoint are those before the step.
+ *
+ * Data-parallel (o->dist with several ranks, optim/dist.h): every rank runs
+ * this trainer on its own shard of each global batch (its source built with
+ * its rank, io/source.h), and before every optimizer step the gradient, the
+ * tangent when the step has one, and the loss are averaged over the ranks
+ * in one fused sum (the parameter store keeps them in one buffer). Every
+ * rank then applies the same update. Evaluation batches are split between
+ * the ranks and their metrics summed. Only rank 0 writes files; each
+ * checkpoint records a hash of every rank's parameters and fails when they
+ * differ, and resuming needs the same number of ranks. */
 #ifndef TD_TRAIN_H
 #define TD_TRAIN_H
 
@@ -28,6 +38,7 @@
 #include "graph/graph.h"
 #include "io/source.h"
 #include "io/weights.h"
+#include "optim/dist.h"
 #include "optim/optim.h"
 #include "optim/schedule.h"
 
@@ -77,6 +88,7 @@ struct td_train_options {
     int num_threads;              /* 0: OpenMP's default */
     const char *out_dir;          /* created when missing */
     const char *resume;           /* a checkpoint of an earlier run with the same model, or NULL */
+    struct td_dist *dist;         /* the data-parallel job, or NULL for a single process */
     struct td_weights_meta meta;  /* written into weights.h5 beside the parameters */
 };
 

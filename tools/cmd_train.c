@@ -33,7 +33,8 @@ static const char train_usage[] =
     "  --min-lr X          the cosine schedule's final rate (default 0)\n"
     "  --epochs N          length of the run in passes over the data (default 10)\n"
     "  --steps N           length of the run in steps (overrides --epochs)\n"
-    "  --batch N           batch size (default 64)\n"
+    "  --batch N           batch size (default 64); per rank under mpirun, where the\n"
+    "                      global batch is N times the number of ranks\n"
     "  --eval-every N      evaluate, save weights and checkpoint every N steps\n"
     "                      (default: every epoch)\n"
     "  --eval-batches N    evaluate on at most N batches (default: all)\n"
@@ -165,11 +166,38 @@ static int make_schedule(const struct train_flags *f, float lr, int64_t steps,
     return td_schedule_check(s, err, errlen) == TD_OK ? 0 : -1;
 }
 
-static int train(const struct train_flags *f)
+/* What the run is, on stdout before the first step. */
+static void print_header(const struct train_flags *f, const struct td_setup *s,
+                         const struct td_trainer *t, const struct td_train_options *o,
+                         int64_t steps)
+{
+    const struct td_params *p = td_graph_params(s->g);
+    printf("tandem train: model %s%s%s, %zu parameters; %lld training %s", s->info->name,
+           s->model_config[0] ? " " : "", s->model_config, p->total, (long long)s->src.train_items,
+           s->src.item_name);
+    if (s->has_test) printf(", %lld test samples", (long long)s->test.n);
+    printf("\n  optimizer %s, lr %g (%s schedule), batch %lld, %lld steps, %d threads, seed %lld\n",
+           f->optimizer, (double)o->optim.lr, f->schedule, f->sc.batch, (long long)steps,
+           td_trainer_num_threads(t), f->sc.seed);
+    if (f->sc.ranks > 1)
+        printf("  %d ranks (MPI): global batch %lld, gradients summed in one buffer per step\n",
+               f->sc.ranks, f->sc.batch * f->sc.ranks);
+    if (s->src.steps_per_epoch > 0 && s->train.n % (f->sc.batch * f->sc.ranks))
+        printf("  %lld steps per epoch; the last %lld samples of each shuffled epoch are skipped\n",
+               (long long)s->src.steps_per_epoch,
+               (long long)(s->train.n % (f->sc.batch * f->sc.ranks)));
+    if (f->resume)
+        printf("  resumed from %s at step %lld\n", f->resume, (long long)td_trainer_step(t));
+    fflush(stdout);
+}
+
+static int train(struct train_flags *f, struct td_dist *dist)
 {
     char err[1024];
     struct td_setup s;
     struct td_trainer *t = NULL;
+    f->sc.rank = td_dist_rank(dist);
+    f->sc.ranks = td_dist_size(dist);
     enum td_status st = td_setup_init(&s, &f->sc, err, sizeof(err));
     int64_t steps = f->steps > 0 ? f->steps : f->epochs * s.src.steps_per_epoch;
     struct td_train_options o = {
@@ -181,6 +209,7 @@ static int train(const struct train_flags *f)
         .num_threads = (int)f->threads,
         .out_dir = f->out,
         .resume = f->resume,
+        .dist = dist,
     };
     if (st == TD_OK && steps < 1) {
         snprintf(err, sizeof(err), "the source has no epochs: give --steps");
@@ -195,32 +224,24 @@ static int train(const struct train_flags *f)
         if (!t) st = TD_ERR_ARG;
     }
     if (st != TD_OK) {
-        fprintf(stderr, "tandem train: %s\n", err);
+        fprintf(stderr, "tandem train: %s%s\n", f->sc.ranks > 1 ? "rank error: " : "", err);
         td_setup_free(&s);
         return 1;
     }
-    const struct td_params *p = td_graph_params(s.g);
-    printf("tandem train: model %s%s%s, %zu parameters; %lld training %s", s.info->name,
-           s.model_config[0] ? " " : "", s.model_config, p->total, (long long)s.src.train_items,
-           s.src.item_name);
-    if (s.has_test) printf(", %lld test samples", (long long)s.test.n);
-    printf("\n  optimizer %s, lr %g (%s schedule), batch %lld, %lld steps, %d threads, seed %lld\n",
-           f->optimizer, (double)o.optim.lr, f->schedule, f->sc.batch, (long long)steps,
-           td_trainer_num_threads(t), f->sc.seed);
-    if (s.src.steps_per_epoch > 0 && s.train.n % f->sc.batch)
-        printf("  %lld steps per epoch; the last %lld samples of each shuffled epoch are skipped\n",
-               (long long)s.src.steps_per_epoch, (long long)(s.train.n % f->sc.batch));
-    if (f->resume)
-        printf("  resumed from %s at step %lld\n", f->resume, (long long)td_trainer_step(t));
-    fflush(stdout);
+    int quiet = f->sc.rank != 0;
+    if (!quiet) print_header(f, &s, t, &o, steps);
     struct progress pr = {isatty(fileno(stderr)), s.src.item_name, s.desc.kind == TD_DATA_TEXT};
     struct td_train_callbacks cb = {&pr, on_progress, on_evaluated};
+    if (quiet) cb = (struct td_train_callbacks){0};
     double t0 = td_cli_now();
     st = td_trainer_run(t, &cb, err, sizeof(err));
     if (st != TD_OK) {
-        if (pr.tty) fputc('\n', stderr);
-        fprintf(stderr, "tandem train: %s\n", err);
-    } else {
+        if (pr.tty && !quiet) fputc('\n', stderr);
+        if (f->sc.ranks > 1)
+            fprintf(stderr, "tandem train: rank %d: %s\n", f->sc.rank, err);
+        else
+            fprintf(stderr, "tandem train: %s\n", err);
+    } else if (!quiet) {
         printf("done in %.1fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
                "%s/evals.csv\n",
                td_cli_now() - t0, f->out, f->out, f->out, f->out);
@@ -282,7 +303,15 @@ int td_cmd_train(int argc, char **argv)
     int r =
         td_cli_parse("train", train_usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
-    return train(&f);
+    char err[512];
+    struct td_dist *dist = NULL;
+    if (td_dist_init(&dist, err, sizeof(err)) != TD_OK) {
+        fprintf(stderr, "tandem train: %s\n", err);
+        return 1;
+    }
+    int status = train(&f, dist);
+    td_dist_finalize(dist);
+    return status;
 }
 
 int td_cmd_eval(int argc, char **argv)

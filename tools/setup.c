@@ -39,7 +39,7 @@ static enum td_status load_images(struct td_setup *s, const struct td_setup_conf
     s->desc.sample = s->train.sample_shape;
     s->desc.classes = s->train.classes > 1 ? s->train.classes : 2;
     return td_source_images(&s->train, s->has_test ? &s->test : NULL, c->batch, (uint64_t)c->seed,
-                            &s->src, err, errlen);
+                            c->rank, c->ranks > 0 ? c->ranks : 1, &s->src, err, errlen);
 }
 
 static enum td_status load_text(struct td_setup *s, const struct td_setup_config *c, char *err,
@@ -55,7 +55,8 @@ static enum td_status load_text(struct td_setup *s, const struct td_setup_config
     if (st != TD_OK) return st;
     s->desc.kind = TD_DATA_TEXT;
     s->desc.classes = s->text.vocab.size;
-    return td_source_text(&s->text, c->batch, mc.context, (uint64_t)c->seed, &s->src, err, errlen);
+    return td_source_text(&s->text, c->batch, mc.context, (uint64_t)c->seed, c->rank,
+                          c->ranks > 0 ? c->ranks : 1, &s->src, err, errlen);
 }
 
 enum td_status td_setup_init(struct td_setup *s, const struct td_setup_config *c, char *err,

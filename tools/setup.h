@@ -29,8 +29,9 @@ struct td_setup_config {
     const char *test_data;     /* HDF5 evaluation set when data is HDF5; NULL: none */
     const char *text;          /* text models: a file of bytes */
     double val_fraction;       /* text: the last fraction held out for validation */
-    long long batch;
-    long long seed; /* initialisation and batch order */
+    long long batch;           /* per rank: the global batch is batch * ranks */
+    long long seed;            /* initialisation and batch order */
+    int rank, ranks;           /* this process's share of every global batch (0 of 1 alone) */
 };
 
 struct td_setup {

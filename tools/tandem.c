@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "optim/dist.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -28,7 +29,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check")) return td_cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "sample")) return td_cmd_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("tandem %s\n", TD_VERSION);
+        printf("tandem %s (MPI data parallelism: %s)\n", TD_VERSION,
+               td_dist_available() ? "yes" : "no");
         return 0;
     }
     fprintf(stderr, "tandem: unknown command '%s'\n%s", cmd, usage);
