@@ -37,3 +37,8 @@ TD_OP(linear)
  * seeds, which test_ops derives from the position in this list) */
 TD_OP(mask_positive)
 TD_OP(softmax_cross_entropy_grad)
+
+/* 2-D convolution (NCHW) and its two derivative ops */
+TD_OP(conv2d)
+TD_OP(conv2d_grad_input)
+TD_OP(conv2d_grad_weight)
