@@ -42,3 +42,10 @@ TD_OP(softmax_cross_entropy_grad)
 TD_OP(conv2d)
 TD_OP(conv2d_grad_input)
 TD_OP(conv2d_grad_weight)
+
+/* 2-D pooling (NCHW) and the derivative ops of max and average pooling */
+TD_OP(max_pool2d)
+TD_OP(max_pool2d_select)
+TD_OP(max_pool2d_scatter)
+TD_OP(avg_pool2d)
+TD_OP(avg_pool2d_grad)
