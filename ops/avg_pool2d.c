@@ -58,6 +58,8 @@ static const struct td_op_case avg_pool2d_cases[] = {
     {.n_in = 1, .shape = {{4, {2, 2, 5, 8}}}, .build = build_k23s12p11},
     {.n_in = 1, .shape = {{4, {1, 1, 4, 5}}}, .build = build_k3s1},
     {.n_in = 1, .shape = {{4, {2, 2, 7, 6}}}, .build = build_k2},
+    {.n_in = 1, .shape = {{4, {1, 2, 4, 22}}}, .build = build_k2},
+    {.n_in = 1, .shape = {{4, {2, 1, 6, 13}}}, .build = build_k2},
 };
 
 const struct td_op_def td_op_avg_pool2d = {

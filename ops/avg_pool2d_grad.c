@@ -52,6 +52,8 @@ AVG_GRAD_BUILD(build_k3s2p1, 3, 3, 2, 2, 1, 1, 7, 7)
 AVG_GRAD_BUILD(build_k23s12p11, 2, 3, 1, 2, 1, 1, 5, 8)
 AVG_GRAD_BUILD(build_k3s1, 3, 3, 1, 1, 0, 0, 4, 5)
 AVG_GRAD_BUILD(build_k2_odd, 2, 2, 0, 0, 0, 0, 7, 6)
+AVG_GRAD_BUILD(build_k2_wide, 2, 2, 0, 0, 0, 0, 4, 22)
+AVG_GRAD_BUILD(build_k2_odd_wide, 2, 2, 0, 0, 0, 0, 7, 13)
 
 static const struct td_op_case avg_grad_cases[] = {
     {.n_in = 1, .shape = {{4, {2, 3, 3, 3}}}, .build = build_k2},
@@ -60,6 +62,8 @@ static const struct td_op_case avg_grad_cases[] = {
     {.n_in = 1, .shape = {{4, {1, 1, 2, 3}}}, .build = build_k3s1},
     /* input height 7 pools to 3 rows: the size comes from the attribute */
     {.n_in = 1, .shape = {{4, {2, 2, 3, 3}}}, .build = build_k2_odd},
+    {.n_in = 1, .shape = {{4, {1, 2, 2, 11}}}, .build = build_k2_wide},
+    {.n_in = 1, .shape = {{4, {2, 1, 3, 6}}}, .build = build_k2_odd_wide},
 };
 
 const struct td_op_def td_op_avg_pool2d_grad = {

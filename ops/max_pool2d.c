@@ -64,6 +64,10 @@ static const struct td_op_case max_pool2d_cases[] = {
     /* (H - k) % s != 0: the last row is in no window */
     {.n_in = 1, .shape = {{4, {2, 2, 7, 6}}}, .build = build_k2},
     {.n_in = 1, .shape = {{4, {1, 3, 5, 5}}}, .build = build_k31s21p10},
+    /* rows of 11 and 6 windows: the 2x2 kernel's blocks of 8 and 4, the last
+     * overlapping the one before; an odd width */
+    {.n_in = 1, .shape = {{4, {1, 2, 4, 22}}}, .build = build_k2},
+    {.n_in = 1, .shape = {{4, {2, 1, 6, 13}}}, .build = build_k2},
 };
 
 /* Operands from a narrow range around distinct offsets: see

@@ -60,6 +60,8 @@ static const struct td_op_case scatter_cases[] = {
     {.n_in = 2, .shape = {{4, {2, 2, 5, 8}}, {4, {2, 2, 6, 4}}}, .build = build_k23s12p11},
     {.n_in = 2, .shape = {{4, {1, 1, 4, 5}}, {4, {1, 1, 2, 3}}}, .build = build_k3s1},
     {.n_in = 2, .shape = {{4, {2, 2, 7, 6}}, {4, {2, 2, 3, 3}}}, .build = build_k2},
+    {.n_in = 2, .shape = {{4, {1, 2, 4, 22}}, {4, {1, 2, 2, 11}}}, .build = build_k2},
+    {.n_in = 2, .shape = {{4, {2, 1, 7, 13}}, {4, {2, 1, 3, 6}}}, .build = build_k2},
 };
 
 /* Operands from a narrow range around distinct offsets: see

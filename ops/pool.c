@@ -110,75 +110,268 @@ enum td_status td_pool_shape(struct td_node *n, enum td_pool_kind kind)
     return TD_OK;
 }
 
-/* Window (oh, ow) clipped to the input: rows [h0, h1), columns [w0, w1);
- * never empty (padding is at most half the kernel). */
-struct window {
-    int64_t h0, h1, w0, w1;
-};
-
-static struct window window_at(const struct td_pool_geom *g, int64_t oh, int64_t ow)
+/* c ? a : b on bits: compilers keep it a blend even in scalar code, where a
+ * float select becomes a branch that random data mispredicts half the time
+ * (short rows leave much of the work to the scalar loop tails). */
+static inline float pick(int c, float a, float b)
 {
-    int64_t h0 = oh * g->stride[0] - g->pad[0], w0 = ow * g->stride[1] - g->pad[1];
-    int64_t h1 = h0 + g->kernel[0], w1 = w0 + g->kernel[1];
-    return (struct window){h0 < 0 ? 0 : h0, h1 > g->h ? g->h : h1, w0 < 0 ? 0 : w0,
-                           w1 > g->w ? g->w : w1};
+    uint32_t ua, ub, m = 0u - (uint32_t)c;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
 }
 
-/* Plane index of the first maximum of window v of plane x [h, w]
- * (row-major order; a NaN beats every number, the first NaN wins). */
-static int64_t window_argmax(const float *x, int64_t w, struct window v)
+/* Whether v replaces the running maximum best: greater, or the first NaN. */
+static inline int beats(float v, float best)
 {
-    int64_t best = v.h0 * w + v.w0;
-    float bv = x[best];
-    for (int64_t i = v.h0; i < v.h1; i++)
-        for (int64_t j = v.w0; j < v.w1; j++) {
-            float e = x[i * w + j];
-            if (e > bv || (isnan(e) && !isnan(bv))) {
-                bv = e;
-                best = i * w + j;
+    return (v > best) | ((v != v) & (best == best));
+}
+
+/* Output columns per pass of the row kernels (their state lives on the
+ * stack). */
+#define POOL_CHUNK 64
+
+/* Columns ow in [c0, c1) whose input column ow * s + off lies in [0, w):
+ * *lo, *hi. */
+static void valid_columns(int64_t s, int64_t off, int64_t w, int64_t c0, int64_t c1, int64_t *lo,
+                          int64_t *hi)
+{
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = w - 1 - off < 0 ? 0 : (w - 1 - off) / s + 1;
+    *lo = a > c0 ? a : c0;
+    *hi = b < c1 ? b : c1;
+}
+
+/* The argmax of windows (oh, c0 .. c1-1) of plane x [h, w]: the first
+ * maximum in row-major window order (a NaN beats every number, the first NaN
+ * wins), as plane indices in arg[0 .. c1-c0). Each window starts from its
+ * first element inside the input; then rows ih and kernel columns kw are
+ * visited in order, every column of the chunk at once, so the inner loop
+ * vectorizes. `s` is the column stride: callers pass a constant where they
+ * can so that it folds. */
+static inline void row_argmax(const struct td_pool_geom *g, const float *x, int64_t oh, int64_t c0,
+                              int64_t c1, int64_t s, float *best, int64_t *arg)
+{
+    int64_t h0 = oh * g->stride[0] - g->pad[0], p = g->pad[1], w = g->w;
+    int64_t ih0 = h0 < 0 ? 0 : h0, ih1 = h0 + g->kernel[0] > g->h ? g->h : h0 + g->kernel[0];
+    for (int64_t ow = c0; ow < c1; ow++) {
+        int64_t iw = ow * s - p < 0 ? 0 : ow * s - p;
+        best[ow - c0] = x[ih0 * w + iw];
+        arg[ow - c0] = ih0 * w + iw;
+    }
+    for (int64_t ih = ih0; ih < ih1; ih++)
+        for (int64_t kw = 0; kw < g->kernel[1]; kw++) {
+            int64_t off = kw - p, lo, hi;
+            valid_columns(s, off, w, c0, c1, &lo, &hi);
+            const float *xr = x + ih * w + off;
+            float *b = best - c0;
+            int64_t *a = arg - c0;
+#pragma omp simd
+            for (int64_t ow = lo; ow < hi; ow++) {
+                float v = xr[ow * s];
+                int take = beats(v, b[ow]);
+                b[ow] = pick(take, v, b[ow]);
+                a[ow] = take ? ih * w + ow * s + off : a[ow];
             }
         }
-    return best;
 }
 
-/* One (n, c) plane. a: x [h, w] (ct [oh, ow] for AVG_GRAD); b: t [h, w]
- * (SELECT) or ct [oh, ow] (SCATTER); out: [oh, ow], or [h, w] for SCATTER
- * and AVG_GRAD, whose windows are added in row-major window order. */
-static void pool_plane(const struct td_pool_geom *g, enum td_pool_kind kind, const float *a,
-                       const float *b, float *out)
+/* Sums of windows (oh, c0 .. c1-1) of plane x [h, w], padding adding
+ * nothing, in row-major window order. */
+static inline void row_sum(const struct td_pool_geom *g, const float *x, int64_t oh, int64_t c0,
+                           int64_t c1, int64_t s, float *sum)
 {
-    float inv_area = 1.0f / (float)(g->kernel[0] * g->kernel[1]);
+    int64_t h0 = oh * g->stride[0] - g->pad[0], w = g->w;
+    int64_t ih0 = h0 < 0 ? 0 : h0, ih1 = h0 + g->kernel[0] > g->h ? g->h : h0 + g->kernel[0];
+    for (int64_t ow = c0; ow < c1; ow++) sum[ow - c0] = 0;
+    for (int64_t ih = ih0; ih < ih1; ih++)
+        for (int64_t kw = 0; kw < g->kernel[1]; kw++) {
+            int64_t off = kw - g->pad[1], lo, hi;
+            valid_columns(s, off, w, c0, c1, &lo, &hi);
+            const float *xr = x + ih * w + off;
+            float *acc = sum - c0;
+#pragma omp simd
+            for (int64_t ow = lo; ow < hi; ow++) acc[ow] += xr[ow * s];
+        }
+}
+
+/* One (n, c) plane, output row by output row. a: x [h, w] (ct [oh, ow] for
+ * AVG_GRAD); b: t [h, w] (SELECT) or ct [oh, ow] (SCATTER); out: [oh, ow],
+ * or [h, w] for SCATTER and AVG_GRAD, which add their windows in row-major
+ * window order. */
+static inline void pool_plane_s(const struct td_pool_geom *g, enum td_pool_kind kind,
+                                const float *a, const float *b, float *out, int64_t s)
+{
+    float val[POOL_CHUNK], inv_area = 1.0f / (float)(g->kernel[0] * g->kernel[1]);
+    int64_t arg[POOL_CHUNK];
     if (kind == TD_POOL_SCATTER || kind == TD_POOL_AVG_GRAD)
         memset(out, 0, (size_t)(g->h * g->w) * sizeof(float));
     for (int64_t oh = 0; oh < g->oh; oh++)
-        for (int64_t ow = 0; ow < g->ow; ow++) {
-            struct window v = window_at(g, oh, ow);
-            int64_t o = oh * g->ow + ow;
+        for (int64_t c0 = 0; c0 < g->ow; c0 += POOL_CHUNK) {
+            int64_t c1 = c0 + POOL_CHUNK < g->ow ? c0 + POOL_CHUNK : g->ow, n = c1 - c0;
+            int64_t o = oh * g->ow + c0;
             switch (kind) {
             case TD_POOL_MAX:
-                out[o] = a[window_argmax(a, g->w, v)];
+                row_argmax(g, a, oh, c0, c1, s, val, arg);
+                memcpy(out + o, val, (size_t)n * sizeof(float));
                 break;
             case TD_POOL_SELECT:
-                out[o] = b[window_argmax(a, g->w, v)];
+                row_argmax(g, a, oh, c0, c1, s, val, arg);
+                for (int64_t j = 0; j < n; j++) out[o + j] = b[arg[j]];
                 break;
             case TD_POOL_SCATTER:
-                out[window_argmax(a, g->w, v)] += b[o];
+                row_argmax(g, a, oh, c0, c1, s, val, arg);
+                for (int64_t j = 0; j < n; j++) out[arg[j]] += b[o + j];
                 break;
-            case TD_POOL_AVG: {
-                float sum = 0;
-                for (int64_t i = v.h0; i < v.h1; i++)
-                    for (int64_t j = v.w0; j < v.w1; j++) sum += a[i * g->w + j];
-                out[o] = sum * inv_area;
+            case TD_POOL_AVG:
+                row_sum(g, a, oh, c0, c1, s, val);
+                for (int64_t j = 0; j < n; j++) out[o + j] = val[j] * inv_area;
                 break;
-            }
             case TD_POOL_AVG_GRAD: {
-                float share = a[o] * inv_area;
-                for (int64_t i = v.h0; i < v.h1; i++)
-                    for (int64_t j = v.w0; j < v.w1; j++) out[i * g->w + j] += share;
+                int64_t h0 = oh * g->stride[0] - g->pad[0];
+                int64_t ih0 = h0 < 0 ? 0 : h0;
+                int64_t ih1 = h0 + g->kernel[0] > g->h ? g->h : h0 + g->kernel[0];
+                for (int64_t j = 0; j < n; j++) val[j] = a[o + j] * inv_area;
+                for (int64_t ih = ih0; ih < ih1; ih++)
+                    for (int64_t kw = 0; kw < g->kernel[1]; kw++) {
+                        int64_t off = kw - g->pad[1], lo, hi;
+                        valid_columns(s, off, g->w, c0, c1, &lo, &hi);
+                        float *dr = out + ih * g->w + off;
+                        for (int64_t ow = lo; ow < hi; ow++) dr[ow * s] += val[ow - c0];
+                    }
                 break;
             }
             }
         }
+}
+
+/* Index (0 .. 3, row-major) of the first maximum of v0 .. v3 under the tie
+ * and NaN rule of row_argmax; the maximum in *m. */
+static inline int first_max4(float v0, float v1, float v2, float v3, float *m)
+{
+    float best = v0;
+    int k = 0, t;
+    t = beats(v1, best), best = pick(t, v1, best), k = t ? 1 : k;
+    t = beats(v2, best), best = pick(t, v2, best), k = t ? 2 : k;
+    t = beats(v3, best), best = pick(t, v3, best), k = t ? 3 : k;
+    *m = best;
+    return k;
+}
+
+/* Windows ow0 .. ow0+n-1 of one output row of 2x2 windows at stride 2
+ * without padding. r0, r1: the row's two input rows (x, or the cotangent for
+ * AVG_GRAD at r0); t0, t1: SELECT's tangent rows; c: SCATTER's cotangent
+ * row; y: the output row; d0, d1: the two output rows of SCATTER and
+ * AVG_GRAD, every element of each window written (no zero fill, no second
+ * pass). Callers pass a constant n, so the loop is one vector without a
+ * scalar tail. */
+static inline __attribute__((always_inline)) void row_2x2(enum td_pool_kind kind, const float *r0,
+                                                          const float *r1, const float *t0,
+                                                          const float *t1, const float *c, float *y,
+                                                          float *d0, float *d1, int64_t ow0, int n)
+{
+#pragma omp simd
+    for (int j = 0; j < n; j++) {
+        int64_t ow = ow0 + j, i = 2 * ow;
+        float m, v;
+        int k = kind == TD_POOL_AVG_GRAD || kind == TD_POOL_AVG
+                    ? 0
+                    : first_max4(r0[i], r0[i + 1], r1[i], r1[i + 1], &m);
+        switch (kind) {
+        case TD_POOL_MAX:
+            y[ow] = m;
+            break;
+        case TD_POOL_SELECT:
+            y[ow] = pick(k < 2, pick(k == 0, t0[i], t0[i + 1]), pick(k == 2, t1[i], t1[i + 1]));
+            break;
+        case TD_POOL_SCATTER:
+            v = c[ow];
+            d0[i] = pick(k == 0, v, 0.0f);
+            d0[i + 1] = pick(k == 1, v, 0.0f);
+            d1[i] = pick(k == 2, v, 0.0f);
+            d1[i + 1] = pick(k == 3, v, 0.0f);
+            break;
+        case TD_POOL_AVG_GRAD:
+            v = r0[ow] * 0.25f;
+            d0[i] = d0[i + 1] = d1[i] = d1[i + 1] = v;
+            break;
+        case TD_POOL_AVG: /* row_sum's order */
+            y[ow] = (((r0[i] + r0[i + 1]) + r1[i]) + r1[i + 1]) * 0.25f;
+            break;
+        }
+    }
+}
+
+/* 2x2 windows, stride 2, no padding (the usual CNN pooling): one pass per
+ * output row over its two input rows, in blocks of 8 (or 4) windows. A row
+ * that is not a multiple of the block ends with a block overlapping the one
+ * before: every kind writes, never adds, so the windows done twice give the
+ * same values; rows of 14 or 7 windows (28x28 and 14x14 inputs) thus run
+ * without scalar tails. A last odd row or column, in no window, is zeroed
+ * for SCATTER and AVG_GRAD. The values are pool_plane_s's. */
+static inline __attribute__((always_inline)) void pool_plane_2x2(const struct td_pool_geom *g,
+                                                                 enum td_pool_kind kind,
+                                                                 const float *a, const float *b,
+                                                                 float *out)
+{
+    int64_t w = g->w, ow_n = g->ow;
+    int grad = kind == TD_POOL_SCATTER || kind == TD_POOL_AVG_GRAD;
+    int blk = ow_n >= 8 ? 8 : ow_n >= 4 ? 4 : 0;
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        const float *r0, *r1 = NULL, *t0 = NULL, *t1 = NULL, *c = NULL;
+        float *y = NULL, *d0 = NULL, *d1 = NULL;
+        if (kind == TD_POOL_AVG_GRAD) {
+            r0 = a + oh * ow_n;
+        } else {
+            r0 = a + 2 * oh * w;
+            r1 = r0 + w;
+        }
+        if (kind == TD_POOL_SELECT) t0 = b + 2 * oh * w, t1 = t0 + w;
+        if (kind == TD_POOL_SCATTER) c = b + oh * ow_n;
+        if (grad)
+            d0 = out + 2 * oh * w, d1 = d0 + w;
+        else
+            y = out + oh * ow_n;
+        if (blk == 8) {
+            for (int64_t o = 0; o < ow_n; o += 8)
+                row_2x2(kind, r0, r1, t0, t1, c, y, d0, d1, o + 8 <= ow_n ? o : ow_n - 8, 8);
+        } else if (blk == 4) {
+            for (int64_t o = 0; o < ow_n; o += 4)
+                row_2x2(kind, r0, r1, t0, t1, c, y, d0, d1, o + 4 <= ow_n ? o : ow_n - 4, 4);
+        } else {
+            for (int64_t o = 0; o < ow_n; o++) row_2x2(kind, r0, r1, t0, t1, c, y, d0, d1, o, 1);
+        }
+        if (grad && (w & 1)) d0[w - 1] = d1[w - 1] = 0;
+    }
+    if (grad && (g->h & 1)) memset(out + (g->h - 1) * w, 0, (size_t)w * sizeof(float));
+}
+
+/* 2x2 windows at stride 2 without padding take the one-pass kernel, one
+ * copy per kind so that its row loop has no branch; otherwise constant
+ * strides 1 and 2 fold into the row loops. */
+static void pool_plane(const struct td_pool_geom *g, enum td_pool_kind kind, const float *a,
+                       const float *b, float *out)
+{
+    int k22 = g->kernel[0] == 2 && g->kernel[1] == 2 && g->stride[0] == 2 && g->stride[1] == 2 &&
+              g->pad[0] == 0 && g->pad[1] == 0;
+    if (k22 && kind == TD_POOL_MAX)
+        pool_plane_2x2(g, TD_POOL_MAX, a, b, out);
+    else if (k22 && kind == TD_POOL_SELECT)
+        pool_plane_2x2(g, TD_POOL_SELECT, a, b, out);
+    else if (k22 && kind == TD_POOL_SCATTER)
+        pool_plane_2x2(g, TD_POOL_SCATTER, a, b, out);
+    else if (k22 && kind == TD_POOL_AVG)
+        pool_plane_2x2(g, TD_POOL_AVG, a, b, out);
+    else if (k22 && kind == TD_POOL_AVG_GRAD)
+        pool_plane_2x2(g, TD_POOL_AVG_GRAD, a, b, out);
+    else if (g->stride[1] == 2)
+        pool_plane_s(g, kind, a, b, out, 2);
+    else if (g->stride[1] == 1)
+        pool_plane_s(g, kind, a, b, out, 1);
+    else
+        pool_plane_s(g, kind, a, b, out, g->stride[1]);
 }
 
 /* x, t, ct, y, dx: [N, C, ., .] row-major, planes of h x w or oh x ow. */

@@ -290,7 +290,7 @@ static void run_routes(const float *xd, int h, int w, const struct td_pool2d_par
  * overlapping and padded (3x3, stride 1, padding 1) and not (2x2). */
 START_TEST(test_max_pool_ties)
 {
-    enum { H = 4, W = 6 };
+    enum { H = 4, W = 22 }; /* 11 windows of 2x2 per row: the blocked kernel */
     float x[H * W] = {0}, t[H * W], c[H * W], sel[H * W], sca[H * W], jvp[H * W], vjp[H * W];
     for (int i = 0; i < H * W; i++) t[i] = (float)(i + 1), c[i] = (float)(100 * (i + 1));
     const int kernel[2] = {2, 3}, stride[2] = {2, 1}, pad[2] = {0, 1};
