@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     }
     struct td_graph *g = td_graph_new(1);
     struct td_model m;
-    struct td_shape sample = TD_SHAPE(784);
+    struct td_shape sample = TD_SHAPE(28, 28); /* a Fashion-MNIST image, as train feeds it */
     td_model_build(info, g, (int)batch, &sample, 10, &m);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr;

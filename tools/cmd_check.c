@@ -54,7 +54,7 @@ int td_cmd_check(int argc, char **argv)
     }
     struct td_graph *g = td_graph_new((uint64_t)o.seed);
     struct td_model m;
-    struct td_shape sample = TD_SHAPE(784);
+    struct td_shape sample = TD_SHAPE(28, 28); /* a Fashion-MNIST image, as train feeds it */
     td_model_build(info, g, (int)o.batch, &sample, 10, &m);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr = {0};

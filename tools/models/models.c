@@ -2,9 +2,10 @@
 
 #include <string.h>
 
-extern const struct td_model_info td_model_mlp, td_model_mlp_gelu;
+extern const struct td_model_info td_model_mlp, td_model_mlp_gelu, td_model_cnn;
 
-const struct td_model_info *const td_models[] = {&td_model_mlp, &td_model_mlp_gelu, NULL};
+const struct td_model_info *const td_models[] = {&td_model_mlp, &td_model_mlp_gelu, &td_model_cnn,
+                                                 NULL};
 
 const struct td_model_info *td_model_find(const char *name)
 {
