@@ -67,3 +67,44 @@ struct td_node *td_layer_norm(struct td_graph *g, struct td_node *x, const char 
     td_scope_pop(g);
     return y;
 }
+
+struct td_node *td_conv2d(struct td_graph *g, struct td_node *x, int out_channels, int kh, int kw,
+                          const struct td_conv2d_params *params, const char *name)
+{
+    if (!g || !x) return NULL;
+    char s[128];
+    if (!name) {
+        td_graph_fail(g, TD_ERR_ARG, "conv2d: name is NULL");
+        return NULL;
+    }
+    if (out_channels < 1 || kh < 1 || kw < 1) {
+        td_graph_fail(g, TD_ERR_ARG,
+                      "conv2d '%s': out_channels and kernel size must be >= 1, got %d and %dx%d",
+                      name, out_channels, kh, kw);
+        return NULL;
+    }
+    if (x->shape.rank != 4) {
+        td_graph_fail(g, TD_ERR_SHAPE, "conv2d '%s': needs an input [N, C, H, W], got %s", name,
+                      td_shape_format(&x->shape, s, sizeof(s)));
+        return NULL;
+    }
+    if (td_scope_push(g, name) != TD_OK) return NULL;
+    int64_t c = x->shape.dim[1];
+    /* PyTorch's kaiming_uniform(a = sqrt(5)) is U(+-1/sqrt(fan_in)), the
+     * fan-in C * kh * kw read from the weight's shape; the bias gets the
+     * same bound, which its own shape does not carry. */
+    struct td_node *w = td_param(g, "weight", TD_SHAPE(out_channels, c, kh, kw),
+                                 (struct td_init){TD_INIT_FAN_IN_UNIFORM, 0, 0});
+    float bound = (float)(1.0 / sqrt((double)(c * kh * kw)));
+    struct td_node *b = td_param(g, "bias", TD_SHAPE(out_channels),
+                                 (struct td_init){TD_INIT_UNIFORM, -bound, bound});
+    struct td_node *y = td_conv2d_op(g, x, w, b, params);
+    td_scope_pop(g);
+    return y;
+}
+
+struct td_node *td_max_pool2d(struct td_graph *g, struct td_node *x, int k, int stride, int pad)
+{
+    const struct td_pool2d_params p = {{k, k}, {stride, stride}, {pad, pad}};
+    return td_max_pool2d_op(g, x, &p);
+}

@@ -62,3 +62,15 @@ TD_OP(normalize_grad)
 TD_OP(layer_norm)
 TD_OP(layer_norm_grad)
 TD_OP(layer_norm_dgamma)
+
+/* 2-D convolution (NCHW) and its two derivative ops */
+TD_OP(conv2d)
+TD_OP(conv2d_grad_input)
+TD_OP(conv2d_grad_weight)
+
+/* 2-D pooling (NCHW) and the derivative ops of max and average pooling */
+TD_OP(max_pool2d)
+TD_OP(max_pool2d_select)
+TD_OP(max_pool2d_scatter)
+TD_OP(avg_pool2d)
+TD_OP(avg_pool2d_grad)

@@ -63,6 +63,65 @@ struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node 
 struct td_node *td_linear(struct td_graph *g, struct td_node *x, struct td_node *w,
                           struct td_node *b);
 
+/* 2-D convolution, NCHW, as PyTorch's conv2d: x [N, C, H, W], w [O, C, KH, KW],
+ * b [O] or NULL (no bias), y [N, O, OH, OW] with, per spatial axis,
+ * OH = floor((H + 2 pad - dilation (KH - 1) - 1) / stride) + 1.
+ * params NULL means stride 1, padding 0, dilation 1; within the struct a
+ * stride or dilation left 0 also means 1 ([0] is the H axis, [1] the W axis;
+ * dilation 1 is a dense kernel, as in PyTorch). Errors (TD_ERR_SHAPE): integer
+ * or non-4-D operands, channels of x and w differing, a bias not [O], stride
+ * or dilation < 1, padding < 0, a dilated kernel larger than the padded
+ * input. */
+struct td_conv2d_params {
+    int stride[2], pad[2], dilation[2];
+};
+struct td_node *td_conv2d_op(struct td_graph *g, struct td_node *x, struct td_node *w,
+                             struct td_node *b, const struct td_conv2d_params *params);
+/* The convolution's derivative with respect to its input, applied to an
+ * output gradient: dy [N, O, OH, OW], w [O, C, KH, KW] -> dx [N, C, h, w].
+ * The input size (h, w) is given because several sizes give one output size
+ * when stride > 1; dy must have the output size of that convolution. */
+struct td_node *td_conv2d_grad_input(struct td_graph *g, struct td_node *dy, struct td_node *w,
+                                     const struct td_conv2d_params *params, int h, int w_);
+/* ... and with respect to its weight: x [N, C, H, W], dy [N, O, OH, OW]
+ * -> dw [O, C, kh, kw]; dy must have the output size of that convolution. */
+struct td_node *td_conv2d_grad_weight(struct td_graph *g, struct td_node *x, struct td_node *dy,
+                                      const struct td_conv2d_params *params, int kh, int kw);
+
+/* 2-D pooling, NCHW, as PyTorch's max_pool2d and avg_pool2d (ceil_mode
+ * off): x [N, C, H, W] -> y [N, C, OH, OW] with, per spatial axis,
+ * OH = floor((H + 2 pad - kernel) / stride) + 1. [0] is the H axis, [1] the
+ * W axis; a stride left 0 means the kernel size (PyTorch's default). Max
+ * pooling pads with -inf; average pooling divides by the whole kernel area,
+ * padding included (count_include_pad). Errors (TD_ERR_SHAPE): integer or
+ * non-4-D operands, kernel or stride < 1, padding < 0 or more than half the
+ * kernel, a kernel larger than the padded input, a second operand of the
+ * wrong shape. */
+struct td_pool2d_params {
+    int kernel[2], stride[2], pad[2];
+};
+struct td_node *td_max_pool2d_op(struct td_graph *g, struct td_node *x,
+                                 const struct td_pool2d_params *params);
+/* Max pooling's derivatives route through the argmax of each window of x,
+ * the first maximum in row-major window order (padding never wins; the
+ * first NaN does): select gives t [N, C, H, W] at each window's argmax,
+ * [N, C, OH, OW] (linear in t, the JVP of max pooling); scatter adds each
+ * ct [N, C, OH, OW] element into its window's argmax, [N, C, H, W] (linear
+ * in ct, the VJP, summed in a fixed order where windows overlap). Each is
+ * the other's transpose; x gets no derivative (the selection is piecewise
+ * constant). */
+struct td_node *td_max_pool2d_select(struct td_graph *g, struct td_node *x, struct td_node *t,
+                                     const struct td_pool2d_params *params);
+struct td_node *td_max_pool2d_scatter(struct td_graph *g, struct td_node *x, struct td_node *ct,
+                                      const struct td_pool2d_params *params);
+struct td_node *td_avg_pool2d(struct td_graph *g, struct td_node *x,
+                              const struct td_pool2d_params *params);
+/* Average pooling's transpose (its VJP): ct [N, C, OH, OW] spread evenly
+ * over each window, [N, C, h, w]; ct must have the pooling output size of
+ * an input of size (h, w). */
+struct td_node *td_avg_pool2d_grad(struct td_graph *g, struct td_node *ct,
+                                   const struct td_pool2d_params *params, int h, int w);
+
 /* Copies x to `shape` by NumPy broadcasting. */
 struct td_node *td_broadcast_to(struct td_graph *g, struct td_node *x, struct td_shape shape);
 

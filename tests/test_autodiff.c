@@ -547,6 +547,76 @@ START_TEST(test_tiny_gpt)
 }
 END_TEST
 
+/* A small CNN on fixed data: conv2d 3->4 (3x3, padding 1), the activation,
+ * a pooling, conv2d 4->5 (3x2, stride 2, dilation (1,2), padding 1), the
+ * activation, a dense head and softmax cross-entropy. With tanh and average
+ * pooling the loss is smooth; with ReLU and max pooling its kinks are the
+ * ReLU inputs' signs and each window's argmax, registered as the positive
+ * pattern of max_pool2d_scatter(h, 1). */
+static void build_cnn(struct model *m, const char *name, int smooth)
+{
+    memset(m, 0, sizeof *m);
+    m->name = name;
+    struct td_graph *g = td_graph_new(11);
+    m->g = g;
+    ck_assert_ptr_nonnull(g);
+    const int batch = 3;
+    struct td_node *x = td_input(g, "x", TD_SHAPE(batch, 3, 8, 8), TD_F32);
+    struct td_node *y = td_input(g, "y", TD_SHAPE(batch), TD_I32);
+    float *xd = malloc((size_t)batch * 3 * 64 * sizeof(float));
+    int32_t *yd = malloc((size_t)batch * sizeof(int32_t));
+    ck_assert(xd && yd);
+    tu_fill_uniform(xd, (size_t)batch * 3 * 64, -1, 1, 11, 1);
+    tu_fill_int(yd, (size_t)batch, 4, 11, 2);
+    model_add_data(m, x, xd);
+    model_add_data(m, y, yd);
+    const struct td_conv2d_params p1 = {.pad = {1, 1}};
+    const struct td_conv2d_params p2 = {{2, 2}, {1, 1}, {1, 2}};
+    const struct td_pool2d_params pool = {.kernel = {2, 2}};
+    struct td_node *h = td_conv2d(g, x, 4, 3, 3, &p1, "conv1");
+    if (smooth) {
+        h = td_avg_pool2d(g, td_tanh(g, h), &pool);
+        h = td_tanh(g, td_conv2d(g, h, 5, 3, 2, &p2, "conv2"));
+    } else {
+        m->kink[m->n_kinks++] = h;
+        h = td_relu(g, h);
+        struct td_node *ones = td_fill(g, TD_SHAPE(batch, 4, 4, 4), 1.0f);
+        m->kink[m->n_kinks++] = td_max_pool2d_scatter(g, h, ones, &pool);
+        h = td_max_pool2d_op(g, h, &pool);
+        h = td_conv2d(g, h, 5, 3, 2, &p2, "conv2");
+        m->kink[m->n_kinks++] = h;
+        h = td_relu(g, h);
+    }
+    const struct td_shape *s = td_node_shape(h);
+    h = td_reshape(g, h, TD_SHAPE(batch, s->dim[1] * s->dim[2] * s->dim[3]));
+    m->loss = td_softmax_cross_entropy(g, td_dense(g, h, 4, "fc"), y);
+    model_finish(m);
+}
+
+START_TEST(test_small_cnn_tanh_avg_pool)
+{
+    struct model m;
+    build_cnn(&m, "cnn tanh, avg pool", 1);
+    check_gradient(&m, 2e-3, 5e-3);
+    check_hvp_fd(&m, 1e-2, 1e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    check_second_directional(&m, 4e-2, 1e-2);
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(test_small_cnn_relu_max_pool)
+{
+    struct model m;
+    build_cnn(&m, "cnn relu, max pool", 0);
+    check_gradient(&m, 1e-3, 2e-2);
+    check_symmetry(&m);
+    check_modes_agree(&m);
+    model_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("autodiff");
@@ -557,6 +627,8 @@ int main(void)
     tcase_add_test(tc, test_broadcast_reduce);
     tcase_add_test(tc, test_attention_block);
     tcase_add_test(tc, test_tiny_gpt);
+    tcase_add_test(tc, test_small_cnn_tanh_avg_pool);
+    tcase_add_test(tc, test_small_cnn_relu_max_pool);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
