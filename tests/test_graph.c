@@ -256,12 +256,7 @@ START_TEST(test_bad_build_table)
         td_scope_push(g, b->scope);
         struct td_node *n = b->build(g, l);
         td_scope_pop(g);
-        ck_assert_msg(n == NULL, "case %zu (%s) built a node", i, b->message);
-        ck_assert_msg(td_graph_status(g) == b->status, "case %zu: status %s, expected %s (%s)", i,
-                      td_status_name(td_graph_status(g)), td_status_name(b->status),
-                      td_graph_error(g));
-        ck_assert_str_eq(td_graph_error(g), b->message);
-        td_graph_clear_error(g);
+        tu_assert_build_fails(g, n, b->status, b->message);
     }
     td_graph_free(g);
 }

@@ -21,18 +21,6 @@
 #include "ops/ops.h"
 #include "tests/testutil.h"
 
-/* Builds one node under the scope "bad" and checks the recorded error. */
-#define ASSERT_BUILD_FAILS(g, expr, status, text)                                                  \
-    do {                                                                                           \
-        td_scope_push((g), "bad");                                                                 \
-        struct td_node *bad_ = (expr);                                                             \
-        td_scope_pop(g);                                                                           \
-        ck_assert_ptr_null(bad_);                                                                  \
-        ck_assert_int_eq(td_graph_status(g), (status));                                            \
-        ck_assert_str_eq(td_graph_error(g), (text));                                               \
-        td_graph_clear_error(g);                                                                   \
-    } while (0)
-
 /* Compiles outs for `threads` threads with every node big enough to be
  * split between them, runs once and returns a malloc'd copy of each output
  * (4-byte elements) in copies[i]. */
@@ -78,34 +66,36 @@ START_TEST(test_axis_errors)
     struct td_node *ids = td_input(g, "ids", TD_SHAPE(2, 4), TD_I32);
     tu_assert_graph_ok(g, "inputs");
 
-    ASSERT_BUILD_FAILS(g, td_slice(g, b3, 3, 0, 1), TD_ERR_SHAPE,
-                       "slice 'bad': axis 3 out of range for [2,3,4]");
-    ASSERT_BUILD_FAILS(g, td_slice(g, x, -1, 0, 1), TD_ERR_SHAPE,
-                       "slice 'bad': axis -1 out of range for [2,4]");
-    ASSERT_BUILD_FAILS(g, td_slice(g, x, 1, 2, 3), TD_ERR_SHAPE,
-                       "slice 'bad': range [2, 5) is outside axis 1 of [2,4] (size 4)");
-    ASSERT_BUILD_FAILS(g, td_slice(g, x, 1, -1, 2), TD_ERR_SHAPE,
-                       "slice 'bad': range [-1, 1) is outside axis 1 of [2,4] (size 4)");
-    ASSERT_BUILD_FAILS(g, td_slice(g, x, 0, 0, 0), TD_ERR_SHAPE,
-                       "slice 'bad': length must be >= 1, got 0");
-    ASSERT_BUILD_FAILS(g, td_pad(g, x, 2, 1, 1), TD_ERR_SHAPE,
-                       "pad 'bad': axis 2 out of range for [2,4]");
-    ASSERT_BUILD_FAILS(g, td_pad(g, x, 0, 1, -2), TD_ERR_SHAPE,
-                       "pad 'bad': padding before 1 and after -2 must be >= 0");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, y}, 2, 1), TD_ERR_SHAPE,
-                       "concat 'bad': operand 2 [3,5] does not match operand 1 [2,4] off axis 1");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, b3}, 2, 0), TD_ERR_SHAPE,
-                       "concat 'bad': operand 2 [2,3,4] does not match operand 1 [2,4] off axis 0");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x, ids}, 3, 0), TD_ERR_SHAPE,
-                       "concat 'bad': operand 3 is int32 [2,4] but operand 1 is float32 [2,4]");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x}, 2, 2), TD_ERR_SHAPE,
-                       "concat 'bad': axis 2 out of range for [2,4]");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x}, 1, 5), TD_ERR_SHAPE,
-                       "concat 'bad': axis 5 out of range for [2,4]");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x, x, x}, 4, 0), TD_ERR_ARG,
-                       "concat: takes 1 to 3 operands (TD_MAX_SRC), got 4");
-    ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x}, 0, 0), TD_ERR_ARG,
-                       "concat: takes 1 to 3 operands (TD_MAX_SRC), got 0");
+    TU_ASSERT_BUILD_FAILS(g, td_slice(g, b3, 3, 0, 1), TD_ERR_SHAPE,
+                          "slice 'bad': axis 3 out of range for [2,3,4]");
+    TU_ASSERT_BUILD_FAILS(g, td_slice(g, x, -1, 0, 1), TD_ERR_SHAPE,
+                          "slice 'bad': axis -1 out of range for [2,4]");
+    TU_ASSERT_BUILD_FAILS(g, td_slice(g, x, 1, 2, 3), TD_ERR_SHAPE,
+                          "slice 'bad': range [2, 5) is outside axis 1 of [2,4] (size 4)");
+    TU_ASSERT_BUILD_FAILS(g, td_slice(g, x, 1, -1, 2), TD_ERR_SHAPE,
+                          "slice 'bad': range [-1, 1) is outside axis 1 of [2,4] (size 4)");
+    TU_ASSERT_BUILD_FAILS(g, td_slice(g, x, 0, 0, 0), TD_ERR_SHAPE,
+                          "slice 'bad': length must be >= 1, got 0");
+    TU_ASSERT_BUILD_FAILS(g, td_pad(g, x, 2, 1, 1), TD_ERR_SHAPE,
+                          "pad 'bad': axis 2 out of range for [2,4]");
+    TU_ASSERT_BUILD_FAILS(g, td_pad(g, x, 0, 1, -2), TD_ERR_SHAPE,
+                          "pad 'bad': padding before 1 and after -2 must be >= 0");
+    TU_ASSERT_BUILD_FAILS(
+        g, td_concat(g, (struct td_node *[]){x, y}, 2, 1), TD_ERR_SHAPE,
+        "concat 'bad': operand 2 [3,5] does not match operand 1 [2,4] off axis 1");
+    TU_ASSERT_BUILD_FAILS(
+        g, td_concat(g, (struct td_node *[]){x, b3}, 2, 0), TD_ERR_SHAPE,
+        "concat 'bad': operand 2 [2,3,4] does not match operand 1 [2,4] off axis 0");
+    TU_ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x, ids}, 3, 0), TD_ERR_SHAPE,
+                          "concat 'bad': operand 3 is int32 [2,4] but operand 1 is float32 [2,4]");
+    TU_ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x}, 2, 2), TD_ERR_SHAPE,
+                          "concat 'bad': axis 2 out of range for [2,4]");
+    TU_ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x}, 1, 5), TD_ERR_SHAPE,
+                          "concat 'bad': axis 5 out of range for [2,4]");
+    TU_ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x, x, x, x}, 4, 0), TD_ERR_ARG,
+                          "concat: takes 1 to 3 operands (TD_MAX_SRC), got 4");
+    TU_ASSERT_BUILD_FAILS(g, td_concat(g, (struct td_node *[]){x}, 0, 0), TD_ERR_ARG,
+                          "concat: takes 1 to 3 operands (TD_MAX_SRC), got 0");
 
     struct td_node *parts[3] = {x, x, x};
     ck_assert_int_eq(td_split(g, x, 1, 3, parts), TD_ERR_SHAPE);
@@ -304,10 +294,10 @@ START_TEST(test_matmul_broadcast_errors)
     struct td_node *k3 = td_input(g, "k3", TD_SHAPE(2, 4, 5), TD_F32);
     struct td_node *v = td_input(g, "v", TD_SHAPE(3, 2, 5, 6), TD_F32);
     tu_assert_graph_ok(g, "inputs");
-    ASSERT_BUILD_FAILS(g, td_matmul(g, q, k3, 0, 1), TD_ERR_SHAPE,
-                       "matmul 'bad': batch dimensions differ: [2,3,4,5] x [2,4,5]");
-    ASSERT_BUILD_FAILS(g, td_matmul(g, q, v, 0, 0), TD_ERR_SHAPE,
-                       "matmul 'bad': batch dimensions differ: [2,3,4,5] x [3,2,5,6]");
+    TU_ASSERT_BUILD_FAILS(g, td_matmul(g, q, k3, 0, 1), TD_ERR_SHAPE,
+                          "matmul 'bad': batch dimensions differ: [2,3,4,5] x [2,4,5]");
+    TU_ASSERT_BUILD_FAILS(g, td_matmul(g, q, v, 0, 0), TD_ERR_SHAPE,
+                          "matmul 'bad': batch dimensions differ: [2,3,4,5] x [3,2,5,6]");
     /* What does broadcast has NumPy's shape. */
     struct td_node *k1 = td_input(g, "k1", TD_SHAPE(1, 3, 4, 5), TD_F32);
     struct td_node *s = td_matmul(g, q, k1, 0, 1);
@@ -338,24 +328,24 @@ START_TEST(test_embedding_errors)
     struct td_node *ct_bad = td_input(g, "ct_bad", TD_SHAPE(2, 4, 4), TD_F32);
     tu_assert_graph_ok(g, "inputs");
 
-    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, fids), TD_ERR_SHAPE,
-                       "embedding 'bad': expects int32 ids, got float32 [2,3]");
-    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, v, ids), TD_ERR_SHAPE,
-                       "embedding 'bad': expects a float32 table [rows, dim], got [10]");
-    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, ids, ids), TD_ERR_SHAPE,
-                       "embedding 'bad': expects a float32 table [rows, dim], got int32 [2,3]");
-    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, s), TD_ERR_SHAPE,
-                       "embedding 'bad': expects ids of rank >= 1, got []");
-    ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, ids5), TD_ERR_SHAPE,
-                       "embedding 'bad': ids [1,1,1,1,1,2] leave no room for the embedding axis "
-                       "(rank at most 5)");
-    ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct_bad, ids, 10), TD_ERR_SHAPE,
-                       "embedding_grad 'bad': cotangent [2,4,4] does not match ids [2,3]: "
-                       "expected float32 [2,3] + [dim]");
-    ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct, ids, 0), TD_ERR_SHAPE,
-                       "embedding_grad 'bad': rows must be >= 1, got 0");
-    ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct, fids, 10), TD_ERR_SHAPE,
-                       "embedding_grad 'bad': expects int32 ids, got float32 [2,3]");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, fids), TD_ERR_SHAPE,
+                          "embedding 'bad': expects int32 ids, got float32 [2,3]");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, v, ids), TD_ERR_SHAPE,
+                          "embedding 'bad': expects a float32 table [rows, dim], got [10]");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, ids, ids), TD_ERR_SHAPE,
+                          "embedding 'bad': expects a float32 table [rows, dim], got int32 [2,3]");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, s), TD_ERR_SHAPE,
+                          "embedding 'bad': expects ids of rank >= 1, got []");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_lookup(g, table, ids5), TD_ERR_SHAPE,
+                          "embedding 'bad': ids [1,1,1,1,1,2] leave no room for the embedding axis "
+                          "(rank at most 5)");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct_bad, ids, 10), TD_ERR_SHAPE,
+                          "embedding_grad 'bad': cotangent [2,4,4] does not match ids [2,3]: "
+                          "expected float32 [2,3] + [dim]");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct, ids, 0), TD_ERR_SHAPE,
+                          "embedding_grad 'bad': rows must be >= 1, got 0");
+    TU_ASSERT_BUILD_FAILS(g, td_embedding_grad(g, ct, fids, 10), TD_ERR_SHAPE,
+                          "embedding_grad 'bad': expects int32 ids, got float32 [2,3]");
     struct td_node *y = td_embedding_lookup(g, table, ids);
     tu_assert_graph_ok(g, "lookup");
     struct td_shape want = TD_SHAPE(2, 3, 4);
@@ -473,19 +463,20 @@ START_TEST(test_dropout_errors)
     struct td_node *fstep = td_input(g, "fstep", TD_SHAPE(1), TD_F32);
     struct td_node *steps = td_input(g, "steps", TD_SHAPE(2), TD_I32);
     tu_assert_graph_ok(g, "inputs");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 1.0f, step), TD_ERR_SHAPE,
-                       "dropout 'bad': rate must be in [0, 1), got 1");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, x, -0.5f, step), TD_ERR_SHAPE,
-                       "dropout 'bad': rate must be in [0, 1), got -0.5");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, x, NAN, step), TD_ERR_SHAPE,
-                       "dropout 'bad': rate must be in [0, 1), got nan");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, fstep), TD_ERR_SHAPE,
-                       "dropout 'bad': expects an int32 step of one element, got float32 [1]");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, steps), TD_ERR_SHAPE,
-                       "dropout 'bad': expects an int32 step of one element, got int32 [2]");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, ids, 0.1f, step), TD_ERR_SHAPE,
-                       "dropout 'bad': expects a float operand, got int32 [2,3]");
-    ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, NULL), TD_ERR_ARG, "dropout: operand 2 is NULL");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, x, 1.0f, step), TD_ERR_SHAPE,
+                          "dropout 'bad': rate must be in [0, 1), got 1");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, x, -0.5f, step), TD_ERR_SHAPE,
+                          "dropout 'bad': rate must be in [0, 1), got -0.5");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, x, NAN, step), TD_ERR_SHAPE,
+                          "dropout 'bad': rate must be in [0, 1), got nan");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, fstep), TD_ERR_SHAPE,
+                          "dropout 'bad': expects an int32 step of one element, got float32 [1]");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, steps), TD_ERR_SHAPE,
+                          "dropout 'bad': expects an int32 step of one element, got int32 [2]");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, ids, 0.1f, step), TD_ERR_SHAPE,
+                          "dropout 'bad': expects a float operand, got int32 [2,3]");
+    TU_ASSERT_BUILD_FAILS(g, td_dropout(g, x, 0.1f, NULL), TD_ERR_ARG,
+                          "dropout: operand 2 is NULL");
     ck_assert_ptr_eq(td_dropout(g, x, 0.0f, step), x);
     tu_assert_graph_ok(g, "rate 0");
     td_graph_free(g);

@@ -195,3 +195,21 @@ int tu_remove_tree(const char *path)
 {
     return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
+
+void tu_assert_build_fails(struct td_graph *g, const struct td_node *n, enum td_status status,
+                           const char *text)
+{
+    ck_assert_msg(n == NULL, "the build succeeded; expected: %s", text);
+    ck_assert_msg(td_graph_status(g) == status, "status %s, expected %s (%s)",
+                  td_status_name(td_graph_status(g)), td_status_name(status), td_graph_error(g));
+    ck_assert_str_eq(td_graph_error(g), text);
+    td_graph_clear_error(g);
+}
+
+void tu_assert_unnamed_build_fails(struct td_graph *g, const struct td_node *n,
+                                   enum td_status status, const char *op, const char *text)
+{
+    char want[TD_MSG_MAX];
+    snprintf(want, sizeof want, "%s #%d: %s", op, td_graph_num_nodes(g), text);
+    tu_assert_build_fails(g, n, status, want);
+}

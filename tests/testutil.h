@@ -86,6 +86,28 @@ void tu_assert_eval_init(struct tu_eval *e, struct td_graph *g, struct td_node *
                          int n_out, const struct td_compile_options *opts);
 void tu_assert_eval_run(struct tu_eval *e, const struct td_feed *feeds, int n_feeds);
 
+/* ---- build errors ---- */
+
+/* n is the result of a build that must fail: n is NULL, the graph's status
+ * is `status` and its message exactly `text`. Clears the error. */
+void tu_assert_build_fails(struct td_graph *g, const struct td_node *n, enum td_status status,
+                           const char *text);
+
+/* The same for a build of an unnamed node: the message must be
+ * "<op> #<id>: <text>", the id the rejected node would have had. */
+void tu_assert_unnamed_build_fails(struct td_graph *g, const struct td_node *n,
+                                   enum td_status status, const char *op, const char *text);
+
+/* Builds `expr` under the scope "bad" (so messages name the node 'bad') and
+ * checks it fails as tu_assert_build_fails does. */
+#define TU_ASSERT_BUILD_FAILS(g, expr, status, text)                                               \
+    do {                                                                                           \
+        td_scope_push((g), "bad");                                                                 \
+        struct td_node *tu_bad_ = (expr);                                                          \
+        td_scope_pop(g);                                                                           \
+        tu_assert_build_fails((g), tu_bad_, (status), (text));                                     \
+    } while (0)
+
 /* ---- files ---- */
 
 /* Removes path and everything under it (a test's temporary directory).
