@@ -84,8 +84,12 @@ int td_cmd_check(int argc, char **argv)
     for (size_t i = 0; i < P; i++) p->dir[i] = (float)(p->dir[i] / dnorm);
     memcpy(theta, p->value, P * sizeof(float));
 
-    struct td_feed feeds[2] = {{m.x, x}, {m.labels, y}};
-    if (td_run(plan, feeds, 2) != TD_OK) {
+    /* Dropout draws the mask of step 0 on every run, so the differences
+     * below compare one function. */
+    int32_t step = 0;
+    struct td_feed feeds[3] = {{m.x, x}, {m.labels, y}, {m.step, &step}};
+    int n_feeds = m.step ? 3 : 2;
+    if (td_run(plan, feeds, n_feeds) != TD_OK) {
         fprintf(stderr, "tandem check: %s\n", td_plan_error(plan));
         return 1;
     }
@@ -96,7 +100,7 @@ int td_cmd_check(int argc, char **argv)
     for (int side = 0; side < 2; side++) {
         double s = side ? -o.eps : o.eps;
         for (size_t i = 0; i < P; i++) p->value[i] = (float)(theta[i] + s * p->dir[i]);
-        td_run(plan, feeds, 2);
+        td_run(plan, feeds, n_feeds);
         lpm[side] = td_plan_output(plan, 0)[0];
         for (size_t i = 0; i < P; i++)
             gp[i] = side ? (float)((gp[i] - p->grad[i]) / (2 * o.eps)) : p->grad[i];
