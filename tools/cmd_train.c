@@ -28,6 +28,8 @@ static const char train_usage[] =
     "  --clip X            clip the gradient's global norm to X (0: off)\n"
     "  --lookahead MODE    tangent-sgd's direction: momentum (Nesterov-style, default)\n"
     "                      or gradient (extragradient-style)\n"
+    "  --hessian-interval N  adahessian, sophia: refresh the Hutchinson diagonal every\n"
+    "                      N steps (default 1 and 10)\n"
     "  --schedule NAME     constant, cosine or step (default cosine)\n"
     "  --warmup N          linear warmup steps (default 0)\n"
     "  --min-lr X          the cosine schedule's final rate (default 0)\n"
@@ -123,6 +125,7 @@ struct train_flags {
     const char *optimizer, *lookahead, *schedule, *resume, *out;
     double lr, momentum, beta1, beta2, weight_decay, clip, min_lr;
     long long warmup, epochs, steps, eval_every, eval_batches, threads, checkpoint_every;
+    long long hessian_interval;
 };
 
 /* The optimizer's configuration: its defaults with the flags that were given. */
@@ -142,6 +145,7 @@ static int optim_config(const struct train_flags *f, struct td_optim_config *oc,
         snprintf(err, errlen, "unknown lookahead '%s' (momentum or gradient)", f->lookahead);
         return -1;
     }
+    if (f->hessian_interval > 0) oc->hessian_interval = (int)f->hessian_interval;
     oc->seed = (uint64_t)f->sc.seed;
     return 0;
 }
@@ -286,6 +290,7 @@ int td_cmd_train(int argc, char **argv)
         {"--weight-decay", TD_OPT_FLOAT, &f.weight_decay, 0, 1e3},
         {"--clip", TD_OPT_FLOAT, &f.clip, 0, 1e9},
         {"--lookahead", TD_OPT_STR, &f.lookahead, 0, 0},
+        {"--hessian-interval", TD_OPT_INT, &f.hessian_interval, 1, 1e6},
         {"--schedule", TD_OPT_STR, &f.schedule, 0, 0},
         {"--warmup", TD_OPT_INT, &f.warmup, 0, 1e12},
         {"--min-lr", TD_OPT_FLOAT, &f.min_lr, 0, 1e9},
