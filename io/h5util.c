@@ -1,11 +1,15 @@
 #include "io/h5util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/ioutil.h"
+#include "io/seal.h"
 
 void td_h5_quiet_begin(struct td_h5_quiet *q)
 {
@@ -20,32 +24,108 @@ void td_h5_quiet_end(const struct td_h5_quiet *q)
     H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
 }
 
-enum td_status td_h5_open_read(const char *path, hid_t *file, char *err, size_t errlen)
+/* The system's reason for HDF5's last failure, when its error stack holds
+ * one: HDF5's file drivers record "errno = N" for a failing read or write. */
+static herr_t find_errno(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    const char *at = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (at && *(int *)data == 0) *(int *)data = atoi(at + 8);
+    return 0;
+}
+
+/* Appends ": <reason>" to err when HDF5's error stack names an errno. */
+static void add_os_reason(char *err, size_t errlen)
+{
+    int code = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_errno, &code);
+    size_t used = err ? strlen(err) : 0;
+    if (code > 0 && used + 3 < errlen) snprintf(err + used, errlen - used, ": %s", strerror(code));
+}
+
+static enum td_status accept_file(int fd, const char *path, enum td_h5_accept accept,
+                                  const char *kind, int *sealed, char *err, size_t errlen)
+{
+    enum td_seal_state state;
+    char found[TD_SEAL_KIND_MAX];
+    enum td_status st = td_seal_check(fd, path, &state, found, err, errlen);
+    if (st != TD_OK) return st;
+    *sealed = state == TD_SEAL_VALID;
+    if (state == TD_SEAL_VALID && kind && strcmp(found, kind) != 0)
+        return td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: a Tandem %s file, not a %s file", path,
+                          found, kind);
+    if (state == TD_SEAL_VALID || accept == TD_H5_ANY ||
+        (state == TD_SEAL_NONE && accept == TD_H5_SEALED_OR_PLAIN))
+        return TD_OK;
+    if (state == TD_SEAL_NONE)
+        return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                          "%s: an HDF5 file without Tandem's integrity header: not a Tandem %s "
+                          "file (written by another program or an older Tandem)",
+                          path, kind ? kind : "");
+    return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                      "%s: neither Tandem's integrity header nor HDF5's signature at its start: "
+                      "not a Tandem %s file, or the file is corrupt",
+                      path, kind ? kind : "HDF5");
+}
+
+/* 1 when the file HDF5 opened is the one fd refers to (and not one renamed
+ * over path since fd was opened); 1 as well when HDF5 cannot say. */
+static int same_file(hid_t file, int fd)
+{
+    void *handle = NULL;
+    struct stat a, b;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || !handle) return 1;
+    if (fstat(fd, &a) != 0 || fstat(*(int *)handle, &b) != 0) return 1;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const char *kind,
+                               hid_t *file, int *sealed, char *err, size_t errlen)
 {
     *file = H5I_INVALID_HID;
-    /* fopen first: HDF5 reports a missing file and a corrupt one alike. */
-    FILE *f = fopen(path, "rb");
-    if (!f) return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0) return td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 setup failed", path);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (*file < 0)
-        return td_io_errf(TD_ERR_FORMAT, err, errlen,
-                          "%s: not a readable HDF5 file (truncated, corrupt or another format)",
-                          path);
-    return TD_OK;
+    int is_sealed = 0;
+    if (sealed) *sealed = 0;
+    /* Open first: HDF5 reports a missing file and a corrupt one alike. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    enum td_status st = accept_file(fd, path, accept, kind, &is_sealed, err, errlen);
+    hid_t fapl = st == TD_OK ? H5Pcreate(H5P_FILE_ACCESS) : H5I_INVALID_HID;
+    if (st == TD_OK && fapl < 0)
+        st = td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 setup failed", path);
+    if (st == TD_OK) {
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+        *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+        H5Pclose(fapl);
+        if (*file < 0)
+            st = td_io_errf(TD_ERR_FORMAT, err, errlen,
+                            "%s: not a readable HDF5 file (truncated, corrupt or another format)",
+                            path);
+        else if (is_sealed && !same_file(*file, fd))
+            st = td_io_errf(TD_ERR_IO, err, errlen,
+                            "%s: replaced by another file while being opened; try again", path);
+        if (st != TD_OK && *file >= 0) {
+            H5Fclose(*file);
+            *file = H5I_INVALID_HID;
+        }
+    }
+    close(fd);
+    if (st == TD_OK && sealed) *sealed = is_sealed;
+    return st;
 }
 
 enum td_status td_h5_create(const char *path, hid_t *file, char *err, size_t errlen)
 {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0) return td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 setup failed", path);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
+    *file = H5I_INVALID_HID;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fapl >= 0 && fcpl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0 &&
+        H5Pset_userblock(fcpl, TD_SEAL_SIZE) >= 0)
+        *file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    else
+        td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 setup failed", path);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (fapl < 0 || fcpl < 0) return TD_ERR_BACKEND;
     if (*file < 0) {
         /* Say why when the directory is missing or not writable. */
         FILE *f = fopen(path, "wb");
@@ -60,19 +140,23 @@ enum td_status td_h5_create(const char *path, hid_t *file, char *err, size_t err
     return TD_OK;
 }
 
-static hid_t vlen_str_type(void)
+/* A fixed-length UTF-8 string type of `size` bytes, NUL-terminated. */
+static hid_t fixed_str_type(size_t size)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t < 0) return t;
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
+    if (H5Tset_size(t, size) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
     return t;
 }
 
-static enum td_status write_attr(hid_t obj, const char *name, hid_t space, const void *buf,
-                                 const char *path, char *err, size_t errlen)
+static enum td_status write_attr(hid_t obj, const char *name, hid_t space, size_t size,
+                                 const void *buf, const char *path, char *err, size_t errlen)
 {
-    hid_t t = vlen_str_type();
+    hid_t t = fixed_str_type(size);
     hid_t a = t < 0 || space < 0 ? H5I_INVALID_HID
                                  : H5Acreate2(obj, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, t, buf);
@@ -88,7 +172,7 @@ enum td_status td_h5_write_str_attr(hid_t obj, const char *name, const char *val
                                     const char *path, char *err, size_t errlen)
 {
     hid_t space = H5Screate(H5S_SCALAR);
-    enum td_status st = write_attr(obj, name, space, &value, path, err, errlen);
+    enum td_status st = write_attr(obj, name, space, strlen(value) + 1, value, path, err, errlen);
     if (space >= 0) H5Sclose(space);
     return st;
 }
@@ -96,12 +180,22 @@ enum td_status td_h5_write_str_attr(hid_t obj, const char *name, const char *val
 enum td_status td_h5_write_str_array_attr(hid_t obj, const char *name, const char *const *values,
                                           int n, const char *path, char *err, size_t errlen)
 {
+    size_t size = 1;
+    for (int i = 0; i < n; i++)
+        if (strlen(values[i]) + 1 > size) size = strlen(values[i]) + 1;
+    char *buf = calloc(n > 0 ? (size_t)n : 1, size);
+    if (!buf) return td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory", path);
+    for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * size, values[i], strlen(values[i]));
     hsize_t dim = (hsize_t)n;
     hid_t space = H5Screate_simple(1, &dim, NULL);
-    enum td_status st = write_attr(obj, name, space, values, path, err, errlen);
+    enum td_status st = write_attr(obj, name, space, size, buf, path, err, errlen);
     if (space >= 0) H5Sclose(space);
+    free(buf);
     return st;
 }
+
+/* Longest string attribute td_h5_read_str_attr reads. */
+#define STR_ATTR_MAX 4096
 
 enum td_status td_h5_read_str_attr(hid_t obj, const char *name, char *buf, size_t len,
                                    const char *path, char *err, size_t errlen)
@@ -111,35 +205,31 @@ enum td_status td_h5_read_str_attr(hid_t obj, const char *name, char *buf, size_
     if (a < 0) return td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: no attribute '%s'", path, name);
     hid_t ft = H5Aget_type(a);
     hid_t space = H5Aget_space(a);
-    if (ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(space) != 1) {
+    H5S_class_t sc = space < 0 ? H5S_NO_CLASS : H5Sget_simple_extent_type(space);
+    size_t size = ft < 0 ? 0 : H5Tget_size(ft);
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING || (sc != H5S_SCALAR && sc != H5S_SIMPLE) ||
+        H5Sget_simple_extent_npoints(space) != 1) {
         st = td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: attribute '%s' is not a string", path,
                         name);
-    } else if (H5Tis_variable_str(ft) > 0) {
-        char *s = NULL;
-        /* HDF5 converts no string between character sets: read the file's. */
-        hid_t mt = vlen_str_type();
-        H5Tset_cset(mt, H5Tget_cset(ft));
-        if (H5Aread(a, mt, &s) < 0 || !s) {
-            st = td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: cannot read attribute '%s'", path,
-                            name);
-        } else {
-            snprintf(buf, len, "%s", s);
-            H5free_memory(s);
-        }
-        H5Tclose(mt);
+    } else if (H5Tis_variable_str(ft) != 0) {
+        st = td_io_errf(TD_ERR_FORMAT, err, errlen,
+                        "%s: attribute '%s' is a variable-length string, which Tandem does not "
+                        "read",
+                        path, name);
+    } else if (size == 0 || size > STR_ATTR_MAX) {
+        st = td_io_errf(TD_ERR_FORMAT, err, errlen,
+                        "%s: attribute '%s' is a string of %zu bytes (at most %d are read)", path,
+                        name, size, STR_ATTR_MAX);
     } else {
-        size_t size = H5Tget_size(ft);
-        char *s = calloc(size + 1, 1);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, size);
-        H5Tset_cset(mt, H5Tget_cset(ft));
-        if (!s || H5Aread(a, mt, s) < 0)
+        char s[STR_ATTR_MAX + 1] = {0};
+        /* HDF5 converts no string between character sets: read the file's. */
+        hid_t mt = H5Tcopy(ft);
+        if (mt < 0 || H5Aread(a, mt, s) < 0)
             st = td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: cannot read attribute '%s'", path,
                             name);
         else
             snprintf(buf, len, "%s", s);
-        H5Tclose(mt);
-        free(s);
+        if (mt >= 0) H5Tclose(mt);
     }
     if (space >= 0) H5Sclose(space);
     if (ft >= 0) H5Tclose(ft);
@@ -155,20 +245,23 @@ enum td_status td_h5_write(hid_t loc, const char *name, hid_t mtype, hid_t ftype
     for (int i = 0; i < shape->rank; i++) dims[i] = (hsize_t)shape->dim[i];
     hid_t space =
         shape->rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(shape->rank, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d = space < 0 || lcpl < 0
-                  ? H5I_INVALID_HID
-                  : H5Dcreate2(loc, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    /* Without timestamps the same values always give the same bytes. */
+    int ok = space >= 0 && lcpl >= 0 && dcpl >= 0 &&
+             H5Pset_create_intermediate_group(lcpl, 1) >= 0 && H5Pset_obj_track_times(dcpl, 0) >= 0;
+    hid_t d = ok ? H5Dcreate2(loc, name, ftype, space, lcpl, dcpl, H5P_DEFAULT) : H5I_INVALID_HID;
     enum td_status st = TD_OK;
-    if (d < 0)
+    if (d < 0) {
         st = td_io_errf(TD_ERR_BACKEND, err, errlen,
                         "%s: cannot create dataset '%s' (does the name clash with another "
                         "name or group?)",
                         path, name);
-    else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    } else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write dataset '%s'", path, name);
+        add_os_reason(err, errlen);
+    }
     if (d >= 0) H5Dclose(d);
+    if (dcpl >= 0) H5Pclose(dcpl);
     if (lcpl >= 0) H5Pclose(lcpl);
     if (space >= 0) H5Sclose(space);
     return st;
@@ -268,7 +361,7 @@ int td_h5_is_float(hid_t dset, size_t bytes)
     return ok;
 }
 
-enum td_status td_h5_write_atomic(const char *path,
+enum td_status td_h5_write_atomic(const char *path, const char *kind,
                                   enum td_status (*write)(hid_t file, const void *ctx, char *err,
                                                           size_t errlen),
                                   const void *ctx, char *err, size_t errlen)
@@ -282,8 +375,11 @@ enum td_status td_h5_write_atomic(const char *path,
     st = td_h5_create(tmp, &file, err, errlen);
     if (st == TD_OK) {
         st = write(file, ctx, err, errlen);
-        if (H5Fclose(file) < 0 && st == TD_OK)
-            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot close (disk full?)", tmp);
+        if (H5Fclose(file) < 0 && st == TD_OK) {
+            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot finish writing", tmp);
+            add_os_reason(err, errlen);
+        }
+        if (st == TD_OK) st = td_seal_write(tmp, kind, err, errlen);
         if (st == TD_OK)
             st = td_io_commit(tmp, path, err, errlen);
         else

@@ -37,7 +37,7 @@ enum td_status td_weights_export(const struct td_params *p, const char *path, ch
 {
     if (!p || !path) return td_io_errf(TD_ERR_ARG, err, errlen, "weights export: NULL argument");
     struct weights_write w = {p, path};
-    return td_h5_write_atomic(path, write_params, &w, err, errlen);
+    return td_h5_write_atomic(path, "weights", write_params, &w, err, errlen);
 }
 
 /* Pass one: the parameter's dataset exists with float32 type and its shape. */
@@ -131,7 +131,8 @@ enum td_status td_weights_import(struct td_params *p, const char *path, unsigned
     td_h5_quiet_begin(&q);
     hid_t file;
     float *stage = NULL;
-    enum td_status st = td_h5_open_read(path, &file, err, errlen);
+    enum td_status st =
+        td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, NULL, err, errlen);
     if (st == TD_OK) {
         st = check_file(p, file, flags, path, err, errlen);
         if (st == TD_OK && p->total > 0) {
