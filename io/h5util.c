@@ -24,6 +24,9 @@ void td_h5_quiet_end(const struct td_h5_quiet *q)
     H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
 }
 
+/* Deflate's largest compression ratio. */
+#define DEFLATE_RATIO 1032u
+
 /* The system's reason for HDF5's last failure, when its error stack holds
  * one: HDF5's file drivers record "errno = N" for a failing read or write. */
 static herr_t find_errno(unsigned n, const H5E_error2_t *e, void *data)
@@ -318,6 +321,32 @@ enum td_status td_h5_get_shape(hid_t dset, int max_rank, struct td_shape *shape,
     }
     if (space >= 0) H5Sclose(space);
     return st;
+}
+
+enum td_status td_h5_check_storage(hid_t dset, uint64_t numel, const char *name, const char *path,
+                                   char *err, size_t errlen)
+{
+    hid_t t = H5Dget_type(dset), dcpl = H5Dget_create_plist(dset);
+    size_t size = t < 0 ? 0 : H5Tget_size(t);
+    H5D_layout_t layout = dcpl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
+    int filters = dcpl < 0 ? -1 : H5Pget_nfilters(dcpl);
+    int external = dcpl < 0 ? -1 : H5Pget_external_count(dcpl);
+    if (t >= 0) H5Tclose(t);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (size == 0 || layout == H5D_LAYOUT_ERROR || filters < 0 || external < 0)
+        return td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: dataset '%s' is unreadable", path, name);
+    if (layout == H5D_VIRTUAL || external > 0) return TD_OK;
+    uint64_t stored = H5Dget_storage_size(dset);
+    uint64_t room = filters == 0                          ? stored
+                    : stored > UINT64_MAX / DEFLATE_RATIO ? UINT64_MAX
+                                                          : stored * DEFLATE_RATIO;
+    if (numel > room / size)
+        return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                          "%s: dataset '%s' has %llu elements of %zu bytes but the file stores "
+                          "%llu bytes of it%s: truncated or corrupt",
+                          path, name, (unsigned long long)numel, size, (unsigned long long)stored,
+                          filters ? " (compressed)" : "");
+    return TD_OK;
 }
 
 char *td_h5_type_name(hid_t type, char *buf, size_t len)

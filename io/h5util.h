@@ -7,6 +7,7 @@
 
 #include <hdf5.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "graph/shape.h"
 #include "graph/status.h"
@@ -95,6 +96,15 @@ enum td_status td_h5_open_dataset(hid_t loc, const char *name, hid_t *dset, cons
  * rank exceeds max_rank (at most TD_MAX_DIMS). */
 enum td_status td_h5_get_shape(hid_t dset, int max_rank, struct td_shape *shape, const char *name,
                                const char *path, char *err, size_t errlen);
+
+/* Checks, before a reader allocates memory for dataset `name` of `numel`
+ * elements, that the file stores enough bytes for them: a damaged header
+ * must not make a reader allocate (and HDF5 fill) more than the file can
+ * hold. Unfiltered data must be stored in full; filtered (compressed) data
+ * within deflate's largest ratio, 1032:1. External and virtual datasets are
+ * not checked. TD_ERR_FORMAT naming path and name. */
+enum td_status td_h5_check_storage(hid_t dset, uint64_t numel, const char *name, const char *path,
+                                   char *err, size_t errlen);
 
 /* Writes a short name of an HDF5 datatype into buf: "float32", "uint8",
  * "int64", "string", "compound" ... Returns buf. */

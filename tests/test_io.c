@@ -192,6 +192,18 @@ START_TEST(idx_bad_inputs)
     write_bytes(hdr, half, sizeof(half), 0);
     expect_idx_error(hdr, good_l, TD_ERR_FORMAT, hdr, "expected 16 bytes, found 6");
 
+    /* A header claiming 2^32 - 1 images is refused before any allocation. */
+    for (int gz = 0; gz <= 1; gz++) {
+        const char *p = tpath(gz ? "huge-images.gz" : "huge-images");
+        const char *l = tpath(gz ? "huge-labels.gz" : "huge-labels");
+        uint32_t huge[3] = {0xffffffffu, 28, 28};
+        write_idx(p, gz, 0x803, huge, 3, img_bytes, sizeof(img_bytes));
+        write_idx(l, gz, 0x801, huge, 1, lab_bytes, sizeof(lab_bytes));
+        expect_idx_error(p, l, TD_ERR_FORMAT, p, "expected 3367254359280 bytes of pixels");
+        expect_idx_error(p, l, TD_ERR_FORMAT, gz ? "more than a gzip file of" : "found 60", NULL);
+        expect_idx_error(good_i, l, TD_ERR_FORMAT, "5 images", "4294967295 labels");
+    }
+
     const char *fewer = tpath("four-labels.gz");
     make_labels(fewer, 1, 4, 4);
     expect_idx_error(good_i, fewer, TD_ERR_FORMAT, "5 images", "4 labels");
@@ -418,6 +430,22 @@ START_TEST(h5data_bad)
     h5_put(f, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, yn);
     H5Fclose(f);
     expect_h5data_error(neg, TD_ERR_FORMAT, "y[1] = -1", NULL);
+
+    /* Shapes of 10^12 floats with nothing stored (contiguous, and chunked
+     * and compressed) are refused before memory is allocated for them. */
+    for (int chunked = 0; chunked <= 1; chunked++) {
+        const char *huge = tpath(chunked ? "x-huge-chunked.h5" : "x-huge.h5");
+        f = h5_new(huge);
+        hsize_t hd[2] = {1000000000, 1000}, cd[2] = {1000, 1000};
+        hid_t space = H5Screate_simple(2, hd, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        if (chunked) H5Pset_chunk(dcpl, 2, cd), H5Pset_deflate(dcpl, 6);
+        hid_t d = H5Dcreate2(f, "x", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        ck_assert_int_ge(d, 0);
+        H5Dclose(d), H5Pclose(dcpl), H5Sclose(space);
+        H5Fclose(f);
+        expect_h5data_error(huge, TD_ERR_FORMAT, "'x' has 1000000000000 elements of 4 bytes",
+                            "stores 0 bytes");
+    }
 
     const char *text = tpath("not-hdf5.h5");
     write_bytes(text, "hello, world\n", 13, 0);
