@@ -37,7 +37,11 @@ pc=$(dirname "$(find "$dest/stage" -name tandem.pc | head -n 1)")
 export PKG_CONFIG_SYSROOT_DIR=$dest/stage PKG_CONFIG_PATH=$pc
 flags=$(pkg-config --cflags --libs tandem)
 echo "pkg-config --cflags --libs tandem: $flags"
-cc -std=c11 -Wall -Wextra "$example" $flags -o "$dest/example"
+# A library built with sanitizers (tools/sanitize.sh) needs them in the program too.
+san=()
+ldd "$(pkg-config --variable=libdir tandem)/libtandem.so" | grep -q libasan &&
+    san=(-fsanitize=address,undefined)
+cc -std=c11 -Wall -Wextra "${san[@]}" "$example" $flags -o "$dest/example"
 # With a sysroot, pkg-config already prefixes the variable with $dest/stage.
 libdir=$(pkg-config --variable=libdir tandem)
 out=$(LD_LIBRARY_PATH="$libdir" "$dest/example")
