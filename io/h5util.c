@@ -27,25 +27,6 @@ void td_h5_quiet_end(const struct td_h5_quiet *q)
 /* Deflate's largest compression ratio. */
 #define DEFLATE_RATIO 1032u
 
-/* The system's reason for HDF5's last failure, when its error stack holds
- * one: HDF5's file drivers record "errno = N" for a failing read or write. */
-static herr_t find_errno(unsigned n, const H5E_error2_t *e, void *data)
-{
-    (void)n;
-    const char *at = e->desc ? strstr(e->desc, "errno = ") : NULL;
-    if (at && *(int *)data == 0) *(int *)data = atoi(at + 8);
-    return 0;
-}
-
-/* Appends ": <reason>" to err when HDF5's error stack names an errno. */
-static void add_os_reason(char *err, size_t errlen)
-{
-    int code = 0;
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_errno, &code);
-    size_t used = err ? strlen(err) : 0;
-    if (code > 0 && used + 3 < errlen) snprintf(err + used, errlen - used, ": %s", strerror(code));
-}
-
 static enum td_status accept_file(int fd, const char *path, enum td_h5_accept accept,
                                   const char *kind, int *sealed, char *err, size_t errlen)
 {
@@ -115,32 +96,6 @@ enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const
     close(fd);
     if (st == TD_OK && sealed) *sealed = is_sealed;
     return st;
-}
-
-enum td_status td_h5_create(const char *path, hid_t *file, char *err, size_t errlen)
-{
-    *file = H5I_INVALID_HID;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
-    if (fapl >= 0 && fcpl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0 &&
-        H5Pset_userblock(fcpl, TD_SEAL_SIZE) >= 0)
-        *file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
-    else
-        td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 setup failed", path);
-    if (fapl >= 0) H5Pclose(fapl);
-    if (fcpl >= 0) H5Pclose(fcpl);
-    if (fapl < 0 || fcpl < 0) return TD_ERR_BACKEND;
-    if (*file < 0) {
-        /* Say why when the directory is missing or not writable. */
-        FILE *f = fopen(path, "wb");
-        int saved = errno;
-        if (f) {
-            fclose(f);
-            remove(path);
-        }
-        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot create HDF5 file%s%s", path,
-                          f ? "" : ": ", f ? "" : strerror(saved));
-    }
-    return TD_OK;
 }
 
 /* A fixed-length UTF-8 string type of `size` bytes, NUL-terminated. */
@@ -260,8 +215,7 @@ enum td_status td_h5_write(hid_t loc, const char *name, hid_t mtype, hid_t ftype
                         "name or group?)",
                         path, name);
     } else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write dataset '%s'", path, name);
-        add_os_reason(err, errlen);
+        st = td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: cannot write dataset '%s'", path, name);
     }
     if (d >= 0) H5Dclose(d);
     if (dcpl >= 0) H5Pclose(dcpl);
@@ -390,6 +344,26 @@ int td_h5_is_float(hid_t dset, size_t bytes)
     return ok;
 }
 
+/* Growth step of the in-memory file. */
+#define CORE_INCREMENT ((size_t)4 << 20)
+
+/* The image of the in-memory HDF5 file `file` (without its user block) in
+ * *image (n bytes, malloc'ed). */
+static enum td_status take_image(hid_t file, unsigned char **image, size_t *n, const char *path,
+                                 char *err, size_t errlen)
+{
+    ssize_t size = H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(file, NULL, 0);
+    if (size <= 0)
+        return td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 could not finish the file", path);
+    *image = malloc((size_t)size);
+    if (!*image)
+        return td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory for %zd bytes", path, size);
+    if (H5Fget_file_image(file, *image, (size_t)size) != size)
+        return td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 could not copy the file", path);
+    *n = (size_t)size;
+    return TD_OK;
+}
+
 enum td_status td_h5_write_atomic(const char *path, const char *kind,
                                   enum td_status (*write)(hid_t file, const void *ctx, char *err,
                                                           size_t errlen),
@@ -400,20 +374,37 @@ enum td_status td_h5_write_atomic(const char *path, const char *kind,
     if (st != TD_OK) return st;
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
-    hid_t file;
-    st = td_h5_create(tmp, &file, err, errlen);
-    if (st == TD_OK) {
-        st = write(file, ctx, err, errlen);
-        if (H5Fclose(file) < 0 && st == TD_OK) {
-            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot finish writing", tmp);
-            add_os_reason(err, errlen);
-        }
-        if (st == TD_OK) st = td_seal_write(tmp, kind, err, errlen);
-        if (st == TD_OK)
-            st = td_io_commit(tmp, path, err, errlen);
-        else
-            remove(tmp);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    hid_t file = H5I_INVALID_HID;
+    /* The user block keeps the image's bytes those of a file whose
+     * superblock is at TD_SEAL_SIZE, where the seal puts it. */
+    if (fapl >= 0 && fcpl >= 0 && H5Pset_fapl_core(fapl, CORE_INCREMENT, 0) >= 0 &&
+        H5Pset_userblock(fcpl, TD_SEAL_SIZE) >= 0)
+        file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (file < 0) {
+        td_h5_quiet_end(&q);
+        return td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 cannot create a file in memory",
+                          path);
     }
+    unsigned char *image = NULL;
+    size_t n = 0;
+    st = write(file, ctx, err, errlen);
+    if (st == TD_OK) st = take_image(file, &image, &n, path, err, errlen);
+    if (H5Fclose(file) < 0 && st == TD_OK)
+        st = td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 could not close the file", path);
     td_h5_quiet_end(&q);
+    unsigned char hdr[TD_SEAL_SIZE];
+    if (st == TD_OK && td_seal_make(hdr, image, n, kind) != TD_OK)
+        st = td_io_errf(TD_ERR_ARG, err, errlen, "%s: file kind '%s' is too long", path, kind);
+    if (st == TD_OK) {
+        const void *bufs[2] = {hdr, image};
+        const size_t lens[2] = {sizeof(hdr), n};
+        st = td_io_write_file(tmp, bufs, lens, 2, err, errlen);
+        if (st == TD_OK) st = td_io_commit(tmp, path, err, errlen);
+        if (st != TD_OK) remove(tmp);
+    }
+    free(image);
     return st;
 }

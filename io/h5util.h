@@ -42,19 +42,18 @@ enum td_h5_accept {
 enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const char *kind,
                                hid_t *file, int *sealed, char *err, size_t errlen);
 
-/* Creates (truncating) path into *file with a TD_SEAL_SIZE user block for
- * the seal, closed strongly so that H5Fclose really closes it before the
- * caller seals, fsyncs and renames. TD_ERR_IO. */
-enum td_status td_h5_create(const char *path, hid_t *file, char *err, size_t errlen);
-
 /* Writes an HDF5 file so that path is only ever replaced by a complete,
- * sealed one: creates "<path>.tmp", calls write(file, ctx, err, errlen) to
- * fill it, closes it, seals it as `kind` (io/seal.h), fsyncs it and renames it
- * over path. On any failure the temporary is removed and path is untouched;
- * the status of the first failure is returned (TD_ERR_IO for the file
- * operations, with the system's reason such as "No space left on device"
- * when HDF5 reports one). HDF5's error printing is off meanwhile. This is
- * the one way Tandem writes HDF5 files. */
+ * sealed one. write(file, ctx, err, errlen) fills a file that HDF5 builds in
+ * memory (its core driver: HDF5 never writes to disk, since HDF5 1.10 can
+ * lose a failed write, e.g. on a full disk, and still report success). Its
+ * image is then sealed as `kind` (io/seal.h) and written by Tandem to
+ * "<path>.tmp", every write checked, then fsynced and renamed over path. On
+ * any failure the temporary is removed and path is untouched; the status of
+ * the first failure is returned: TD_ERR_IO with the system's reason ("No
+ * space left on device") for the file operations, TD_ERR_NOMEM, or write's
+ * own. Needs memory for about twice the file's size while it runs. HDF5's
+ * error printing is off meanwhile. This is the one way Tandem writes HDF5
+ * files. */
 enum td_status td_h5_write_atomic(const char *path, const char *kind,
                                   enum td_status (*write)(hid_t file, const void *ctx, char *err,
                                                           size_t errlen),

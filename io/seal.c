@@ -109,48 +109,22 @@ static enum td_status file_crc(int fd, const unsigned char *hdr, uint64_t length
     return TD_OK;
 }
 
-enum td_status td_seal_write(const char *path, const char *kind, char *err, size_t errlen)
+enum td_status td_seal_make(unsigned char *hdr, const void *image, size_t n, const char *kind)
 {
-    if (strlen(kind) >= TD_SEAL_KIND_MAX)
-        return td_io_errf(TD_ERR_ARG, err, errlen, "%s: file kind '%s' is too long", path, kind);
-    int fd = open(path, O_RDWR);
-    if (fd < 0)
-        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot open to seal: %s", path,
-                          strerror(errno));
-    struct stat sb;
-    enum td_status st = TD_OK;
-    if (fstat(fd, &sb) != 0)
-        st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-    else if (sb.st_size < TD_SEAL_SIZE)
-        st = td_io_errf(TD_ERR_IO, err, errlen, "%s: %lld bytes, too short for its header", path,
-                        (long long)sb.st_size);
-    unsigned char hdr[TD_SEAL_SIZE] = {0};
-    uint64_t crc = 0;
-    if (st == TD_OK) {
-        memcpy(hdr, seal_magic, sizeof(seal_magic));
-        put_le(hdr + OFF_VERSION, TD_SEAL_VERSION, 4);
-        put_le(hdr + OFF_SIZE, TD_SEAL_SIZE, 4);
-        put_le(hdr + OFF_LENGTH, (uint64_t)sb.st_size, 8);
-        memcpy(hdr + OFF_KIND, kind, strlen(kind));
-        snprintf((char *)hdr + OFF_WRITER, TD_SEAL_KIND_MAX, "%s", TD_VERSION);
-        snprintf((char *)hdr + OFF_NOTE, TD_SEAL_SIZE - OFF_NOTE,
-                 "\nTandem %s file: an HDF5 file after this %d-byte header (HDF5 and h5py skip "
-                 "it), which holds a CRC-64 of the file.\n",
-                 kind, TD_SEAL_SIZE);
-        st = file_crc(fd, hdr, (uint64_t)sb.st_size, &crc, path, err, errlen);
-    }
-    if (st == TD_OK) {
-        put_le(hdr + OFF_CRC, crc, 8);
-        ssize_t w;
-        do w = pwrite(fd, hdr, sizeof(hdr), 0);
-        while (w < 0 && errno == EINTR);
-        if (w != (ssize_t)sizeof(hdr))
-            st = td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write its header: %s", path,
-                            w < 0 ? strerror(errno) : "short write");
-    }
-    if (close(fd) != 0 && st == TD_OK)
-        st = td_io_errf(TD_ERR_IO, err, errlen, "%s: close failed: %s", path, strerror(errno));
-    return st;
+    if (strlen(kind) >= TD_SEAL_KIND_MAX) return TD_ERR_ARG;
+    memset(hdr, 0, TD_SEAL_SIZE);
+    memcpy(hdr, seal_magic, sizeof(seal_magic));
+    put_le(hdr + OFF_VERSION, TD_SEAL_VERSION, 4);
+    put_le(hdr + OFF_SIZE, TD_SEAL_SIZE, 4);
+    put_le(hdr + OFF_LENGTH, (uint64_t)TD_SEAL_SIZE + n, 8);
+    memcpy(hdr + OFF_KIND, kind, strlen(kind));
+    snprintf((char *)hdr + OFF_WRITER, TD_SEAL_KIND_MAX, "%s", TD_VERSION);
+    snprintf((char *)hdr + OFF_NOTE, TD_SEAL_SIZE - OFF_NOTE,
+             "\nTandem %s file: an HDF5 file after this %d-byte header (HDF5 and h5py skip it), "
+             "which holds a CRC-64 of the file.\n",
+             kind, TD_SEAL_SIZE);
+    put_le(hdr + OFF_CRC, td_crc64(td_crc64(0, hdr, TD_SEAL_SIZE), image, n), 8);
+    return TD_OK;
 }
 
 #define CORRUPT "the file is corrupt (truncated or modified)"

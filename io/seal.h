@@ -41,11 +41,11 @@
  * td_crc64(td_crc64(0, a, n), b, m) is the CRC of a followed by b. */
 uint64_t td_crc64(uint64_t crc, const void *buf, size_t n);
 
-/* Writes the header into the user block of the closed HDF5 file at path
- * (created with a TD_SEAL_SIZE user block, which HDF5 leaves zeroed),
- * checksumming what HDF5 wrote. Does not fsync. TD_ERR_IO with a message
- * naming path and the system's reason; TD_ERR_ARG when kind is too long. */
-enum td_status td_seal_write(const char *path, const char *kind, char *err, size_t errlen);
+/* Fills hdr with the header of a file made of hdr followed by the n bytes
+ * of image (an HDF5 file image, whose superblock then sits at offset
+ * TD_SEAL_SIZE), of the given kind. TD_ERR_ARG when kind has
+ * TD_SEAL_KIND_MAX or more characters. */
+enum td_status td_seal_make(unsigned char *hdr, const void *image, size_t n, const char *kind);
 
 /* What td_seal_check found at the start of a file. */
 enum td_seal_state {

@@ -10,10 +10,11 @@
  * functions below with dlsym(RTLD_DEFAULT, ...) and skips when they are absent (the shim was not
  * preloaded).
  *
- * Writes: with TD_FAULT_WRITE=n in the environment, the n-th write, pwrite,
- * fsync or fdatasync on a file whose name ends in ".tmp" (the temporary of
- * an atomic save) fails with EIO. With TD_FAULT_WRITE_REPORT set, the number
- * of such calls is printed to stderr at exit, as "tdfault: N tmp writes".
+ * Writes: the n-th write, pwrite, fsync or fdatasync on a file whose name
+ * ends in ".tmp" (the temporary of an atomic save) fails with EIO, n given by
+ * tdf_arm_write or, for whole programs, TD_FAULT_WRITE=n in the environment.
+ * With TD_FAULT_WRITE_REPORT set, the number of such calls is printed to
+ * stderr at exit, as "tdfault: N tmp writes".
  *
  * Under gcc's AddressSanitizer the shim must come before libasan in
  * LD_PRELOAD with ASAN_OPTIONS=verify_asan_link_order=0: it then forwards
@@ -212,6 +213,16 @@ void *memalign(size_t a, size_t n)
 
 static long write_target = -1, tmp_writes;
 
+/* The n-th write-type call on a ".tmp" file from now on fails (n >= 1; 0
+ * disarms). Returns the number of such calls since the previous arming. */
+long tdf_arm_write(long n)
+{
+    long seen = tmp_writes;
+    tmp_writes = 0;
+    write_target = n > 0 ? n : -1;
+    return seen;
+}
+
 __attribute__((constructor)) static void start(void)
 {
     resolve();
@@ -240,7 +251,6 @@ static int is_tmp(int fd)
 
 static int write_fails(int fd)
 {
-    if (write_target < 0 && !getenv("TD_FAULT_WRITE_REPORT")) return 0;
     if (!is_tmp(fd)) return 0;
     return ++tmp_writes == write_target;
 }

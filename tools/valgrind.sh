@@ -12,13 +12,13 @@ build=${1:-build-valgrind}
 shift || true
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(test_ops test_elementwise test_autodiff test_graph
-    test_structural test_optim test_io test_alloc_faults example_mlp)
+    test_structural test_optim test_io test_faults example_mlp)
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" -Dbuildtype=debugoptimized -Dnative=false >/dev/null
 fi
 ninja -C "$build"
 # nouserintercepts: valgrind replaces only libc's malloc, so the fault
-# shim of test_alloc_faults (tests/faultshim.c) still stands in front of it.
+# shim of test_faults (tests/faultshim.c) still stands in front of it.
 wrapper="valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite
     --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30
     --soname-synonyms=somalloc=nouserintercepts --suppressions=$(pwd)/tests/valgrind.supp"

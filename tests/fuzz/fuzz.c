@@ -39,11 +39,13 @@ void fz_file_set(struct fz_file *f, const uint8_t *data, size_t n)
     }
 }
 
-void fz_file_reseal(struct fz_file *f, size_t n, const char *kind)
+void fz_file_set_sealed(struct fz_file *f, const uint8_t *data, size_t n, const char *kind)
 {
+    fz_file_set(f, data, n);
     if (n < TD_SEAL_SIZE) return;
-    char err[256];
-    FZ_ASSERT(td_seal_write(f->path, kind, err, sizeof(err)) == 0);
+    unsigned char hdr[TD_SEAL_SIZE];
+    FZ_ASSERT(td_seal_make(hdr, data + TD_SEAL_SIZE, n - TD_SEAL_SIZE, kind) == TD_OK);
+    FZ_ASSERT(pwrite(f->fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr));
 }
 
 void fz_assert_hdf5_closed(void)

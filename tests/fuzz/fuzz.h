@@ -29,11 +29,11 @@ void fz_file_init(struct fz_file *f, const char *name);
 /* Makes the file hold exactly data[0 .. n). */
 void fz_file_set(struct fz_file *f, const uint8_t *data, size_t n);
 
-/* Rewrites the file's first 512 bytes as a valid Tandem header of `kind`
- * (io/seal.h) with the right length and checksum, so that the loader gets
- * past the integrity check and HDF5 parses the rest. Files shorter than the
- * header are left alone. */
-void fz_file_reseal(struct fz_file *f, size_t n, const char *kind);
+/* Makes the file hold data[0 .. n) with its first 512 bytes replaced by a
+ * valid Tandem header of `kind` (io/seal.h) for the rest, so that the loader
+ * gets past the integrity check and HDF5 parses the rest. Inputs shorter
+ * than the header are written as they are. */
+void fz_file_set_sealed(struct fz_file *f, const uint8_t *data, size_t n, const char *kind);
 
 /* Aborts (a crash the fuzzer reports) when `cond` is false. */
 #define FZ_ASSERT(cond)                                                                            \

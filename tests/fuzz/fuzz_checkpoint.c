@@ -49,8 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
     static struct fz_file file;
     if (!file.path[0]) fz_file_init(&file, "checkpoint.h5");
     if (n < 1) return 0;
-    fz_file_set(&file, data + 1, n - 1);
-    if (data[0] & 1) fz_file_reseal(&file, n - 1, "checkpoint");
+    if (data[0] & 1)
+        fz_file_set_sealed(&file, data + 1, n - 1, "checkpoint");
+    else
+        fz_file_set(&file, data + 1, n - 1);
     char err[512] = "";
     if (td_ckpt_load(file.path, ck.e, ck.n, err, sizeof(err)) == TD_OK) {
         restore(initial);

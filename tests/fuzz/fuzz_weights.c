@@ -29,8 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
     static struct fz_file file;
     if (!file.path[0]) fz_file_init(&file, "weights.h5");
     if (n < 1) return 0;
-    fz_file_set(&file, data + 1, n - 1);
-    if (data[0] & 1) fz_file_reseal(&file, n - 1, "weights");
+    if (data[0] & 1)
+        fz_file_set_sealed(&file, data + 1, n - 1, "weights");
+    else
+        fz_file_set(&file, data + 1, n - 1);
     struct td_params *p = td_graph_params(graph);
     char err[512] = "";
     unsigned flags = data[0] & 2 ? TD_WEIGHTS_ALLOW_EXTRA : 0;

@@ -1,10 +1,17 @@
-/* Allocation failures: with tests/faultshim.c preloaded, each operation is
- * run with its 1st, 2nd, 3rd ... allocation by libtandem failing, until a
- * run makes no more allocations than that. Every failing run must return a
- * clear error (TD_ERR_NOMEM with a message saying "out of memory"), crash
- * nothing, and leave nothing open; leaks are found by the sanitizer or
- * valgrind runs of this suite (tools/sanitize.sh, tools/valgrind.sh). Exits
- * 77 (skipped) when the shim is not preloaded. */
+/* Injected faults, with tests/faultshim.c preloaded.
+ *
+ * Allocations: each operation is run with its 1st, 2nd, 3rd ... allocation
+ * by libtandem failing, until a run makes no more allocations than that.
+ * Every failing run must return a clear error (TD_ERR_NOMEM with a message
+ * saying "out of memory"), crash nothing, and leave nothing open; leaks are
+ * found by the sanitizer or valgrind runs of this suite (tools/sanitize.sh,
+ * tools/valgrind.sh).
+ *
+ * Writes: each save is run with its 1st, 2nd ... write or fsync to the
+ * temporary file failing: it must return TD_ERR_IO naming the system's
+ * reason, remove the temporary and leave the previous file as it was.
+ *
+ * Exits 77 (skipped) when the shim is not preloaded. */
 #include <dlfcn.h>
 #include <hdf5.h>
 #include <stdio.h>
@@ -28,6 +35,7 @@
 static int (*arm)(long n, int every);
 static long (*disarm)(void);
 static long (*failed_count)(void);
+static long (*arm_write)(long n);
 static char dir[64];
 
 /* One operation under test: setup and teardown run with the shim disarmed,
@@ -338,25 +346,83 @@ START_TEST(loaders_and_writers)
 }
 END_TEST
 
+/* ---- failing writes during a save ---- */
+
+/* The file at c->out loads, and its first value is `first`. */
+static void expect_file_holds(struct io_ctx *c, int ckpt, float first, long n)
+{
+    char msg[TD_MSG_MAX] = "";
+    struct td_params *p = td_graph_params(c->g);
+    p->value[0] = -1.0f;
+    enum td_status st = ckpt ? td_ckpt_load(c->out, c->e, c->n, msg, sizeof(msg))
+                             : td_weights_import(p, c->out, 0, msg, sizeof(msg));
+    ck_assert_msg(st == TD_OK, "write %ld failed: then: %s", n, msg);
+    ck_assert_msg(p->value[0] == first, "write %ld failed: the file holds %g, expected %g", n,
+                  (double)p->value[0], (double)first);
+}
+
+START_TEST(failing_writes)
+{
+    struct io_ctx c = {0};
+    snprintf(c.out, sizeof(c.out), "%s/saved.h5", dir);
+    char tmp[160];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", c.out);
+    for (int ckpt = 0; ckpt <= 1; ckpt++) {
+        io_setup(&c);
+        struct td_params *p = td_graph_params(c.g);
+        long n = 1;
+        for (;; n++) {
+            char msg[TD_MSG_MAX] = "";
+            p->value[0] = 1.0f;
+            ck_assert_int_eq(ckpt ? run_ckpt_save(&c, msg, sizeof(msg))
+                                  : run_weights_export(&c, msg, sizeof(msg)),
+                             TD_OK);
+            p->value[0] = 2.0f;
+            arm_write(n);
+            enum td_status st = ckpt ? run_ckpt_save(&c, msg, sizeof(msg))
+                                     : run_weights_export(&c, msg, sizeof(msg));
+            long writes = arm_write(0);
+            ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+            ck_assert_int_ne(access(tmp, F_OK), 0);
+            if (writes < n) {
+                ck_assert_msg(st == TD_OK, "failed with no write failing: %s", msg);
+                expect_file_holds(&c, ckpt, 2.0f, n);
+                break;
+            }
+            ck_assert_msg(st == TD_ERR_IO, "write %ld failed: %s (%s)", n, td_status_name(st), msg);
+            ck_assert_msg(strstr(msg, "Input/output error") && strstr(msg, c.out),
+                          "write %ld failed: message \"%s\"", n, msg);
+            expect_file_holds(&c, ckpt, 1.0f, n);
+        }
+        printf("%s: %ld writes and syncs of the temporary, each failure a TD_ERR_IO that kept the "
+               "previous file\n",
+               ckpt ? "td_ckpt_save" : "td_weights_export", n - 1);
+        io_teardown(&c);
+    }
+}
+END_TEST
+
 int main(void)
 {
     arm = (int (*)(long, int))dlsym(RTLD_DEFAULT, "tdf_arm");
     disarm = (long (*)(void))dlsym(RTLD_DEFAULT, "tdf_disarm");
     failed_count = (long (*)(void))dlsym(RTLD_DEFAULT, "tdf_failed");
-    if (!arm || !disarm || !failed_count) {
+    arm_write = (long (*)(long))dlsym(RTLD_DEFAULT, "tdf_arm_write");
+    if (!arm || !disarm || !failed_count || !arm_write) {
         printf("skipped: tests/faultshim.c (libtdfault.so) is not preloaded\n");
         return 77;
     }
-    snprintf(dir, sizeof(dir), "/tmp/td_alloc_faults_XXXXXX");
+    snprintf(dir, sizeof(dir), "/tmp/td_faults_XXXXXX");
     if (!mkdtemp(dir)) return 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    Suite *s = suite_create("alloc_faults");
-    TCase *tc = tcase_create("alloc_faults");
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("faults");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, builders_autodiff_compile);
     tcase_add_test(tc, run_allocates_nothing);
     tcase_add_test(tc, optimizers);
     tcase_add_test(tc, loaders_and_writers);
+    tcase_add_test(tc, failing_writes);
     suite_add_tcase(s, tc);
     int rc = tu_run_suite(s);
     rmdir(dir);
