@@ -171,5 +171,6 @@ int main(int argc, char **argv)
     h5data_seeds(tmp);
     weights_seeds(tmp);
     checkpoint_seeds(tmp);
+    /* fuzz_text (io/text.c): put("fuzz_text", ...) a few lines of real text here. */
     return 0;
 }

@@ -17,7 +17,6 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 work=${FUZZ_WORK:-$build/fuzz-work}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_idx fuzz_h5data fuzz_weights fuzz_checkpoint)
 
 if ! command -v clang >/dev/null; then
     echo "skipped: clang is not installed (apt-get install clang libclang-rt-14-dev libomp-14-dev)"
@@ -38,9 +37,15 @@ if [ ! -f "$build/build.ninja" ]; then
         -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fno-sanitize-recover=all >/dev/null
 fi
-if ! ninja -C "$build" "${targets[@]/#/tests/fuzz/}" tests/fuzz/make_seeds >"$probe/build.log"; then
+if ! ninja -C "$build" >"$probe/build.log"; then
     grep -v '^\[' "$probe/build.log" | head -30
     exit 1
+fi
+# Every target tests/fuzz/meson.build declares, unless some are named.
+if [ ${#targets[@]} -eq 0 ]; then
+    for t in "$build"/tests/fuzz/fuzz_*; do
+        [ -f "$t" ] && [ -x "$t" ] && targets+=("$(basename "$t")")
+    done
 fi
 mkdir -p "$work/artifacts"
 "$build/tests/fuzz/make_seeds" "$work/seeds"
@@ -50,7 +55,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/fuzz/lsan.supp:prin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=0
 for t in "${targets[@]}"; do
-    mkdir -p "$work/corpus/$t"
+    mkdir -p "$work/corpus/$t" "$work/seeds/$t"
     log="$work/$t.log"
     # -malloc_limit_mb: HDF5 1.10.8 allocates what a corrupt object header
     # claims (up to 4 GiB, a 32-bit size) before it finds the header corrupt
