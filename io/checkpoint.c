@@ -234,7 +234,7 @@ enum td_status td_ckpt_load(const char *path, const struct td_ckpt_entry *e, int
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    st = td_h5_open_read(path, TD_H5_SEALED, "checkpoint", &file, NULL, err, errlen);
+    st = td_h5_open_read(path, TD_H5_SEALED, "checkpoint", &file, err, errlen);
     if (st == TD_OK) {
         st = load_staged(file, e, n, &stage, offs, path, err, errlen);
         H5Fclose(file);

@@ -145,7 +145,7 @@ enum td_status td_h5data_load(const char *path, struct td_dataset *out, char *er
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    enum td_status st = td_h5_open_read(path, TD_H5_ANY, NULL, &file, NULL, err, errlen);
+    enum td_status st = td_h5_open_read(path, TD_H5_ANY, NULL, &file, err, errlen);
     if (st == TD_OK) {
         st = read_x(file, out, path, err, errlen);
         if (st == TD_OK) st = read_y(file, out, path, err, errlen);

@@ -64,11 +64,10 @@ static int same_file(hid_t file, int fd)
 }
 
 enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const char *kind,
-                               hid_t *file, int *sealed, char *err, size_t errlen)
+                               hid_t *file, char *err, size_t errlen)
 {
     *file = H5I_INVALID_HID;
     int is_sealed = 0;
-    if (sealed) *sealed = 0;
     /* Open first: HDF5 reports a missing file and a corrupt one alike. */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -94,7 +93,6 @@ enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const
         }
     }
     close(fd);
-    if (st == TD_OK && sealed) *sealed = is_sealed;
     return st;
 }
 

@@ -38,9 +38,9 @@ enum td_h5_accept {
  * message naming path: TD_ERR_IO when the file is missing or unreadable;
  * TD_ERR_FORMAT when the seal is damaged (checksum or length mismatch), the
  * kind differs, the file is not accepted under `accept`, or HDF5 cannot open
- * it. *sealed (may be NULL) is set to 1 for a sealed file, 0 otherwise. */
+ * it. */
 enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const char *kind,
-                               hid_t *file, int *sealed, char *err, size_t errlen);
+                               hid_t *file, char *err, size_t errlen);
 
 /* Writes an HDF5 file so that path is only ever replaced by a complete,
  * sealed one. write(file, ctx, err, errlen) fills a file that HDF5 builds in

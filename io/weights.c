@@ -131,8 +131,7 @@ enum td_status td_weights_import(struct td_params *p, const char *path, unsigned
     td_h5_quiet_begin(&q);
     hid_t file;
     float *stage = NULL;
-    enum td_status st =
-        td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, NULL, err, errlen);
+    enum td_status st = td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, err, errlen);
     if (st == TD_OK) {
         st = check_file(p, file, flags, path, err, errlen);
         if (st == TD_OK && p->total > 0) {
