@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/h5data.h"
+#include "io/h5util.h"
 #include "io/idx.h"
 #include "io/seal.h"
 #include "io/weights.h"
@@ -1206,6 +1207,50 @@ START_TEST(seal_foreign_files)
 }
 END_TEST
 
+/* td_h5_read_str_attr reads fixed-length strings only, after checking
+ * class, size and dataspace: a variable-length one is refused unread. */
+START_TEST(str_attr_checked_first)
+{
+    const char *path = tpath("attrs.h5");
+    hid_t f = h5_new(path);
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    hid_t vt = H5Tcopy(H5T_C_S1), ft = H5Tcopy(H5T_C_S1), big = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vt, H5T_VARIABLE);
+    H5Tset_size(ft, 7);
+    H5Tset_size(big, 5000);
+    const char *v = "variable";
+    char *large = calloc(5000, 1);
+    int one = 1;
+    hid_t a = H5Acreate2(f, "vlen", vt, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, vt, &v), H5Aclose(a);
+    a = H5Acreate2(f, "fixed", ft, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, ft, "tandem"), H5Aclose(a);
+    a = H5Acreate2(f, "large", big, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, big, large), H5Aclose(a);
+    a = H5Acreate2(f, "number", H5T_STD_I32LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, &one), H5Aclose(a);
+    H5Tclose(vt), H5Tclose(ft), H5Tclose(big), H5Sclose(scalar);
+    free(large);
+    char buf[64], err[512];
+    ck_assert_int_eq(td_h5_read_str_attr(f, "fixed", buf, sizeof(buf), path, err, sizeof(err)),
+                     TD_OK);
+    ck_assert_str_eq(buf, "tandem");
+    ck_assert_int_eq(td_h5_read_str_attr(f, "vlen", buf, sizeof(buf), path, err, sizeof(err)),
+                     TD_ERR_FORMAT);
+    assert_msg_has(err, "'vlen' is a variable-length string, which Tandem does not read");
+    ck_assert_int_eq(td_h5_read_str_attr(f, "large", buf, sizeof(buf), path, err, sizeof(err)),
+                     TD_ERR_FORMAT);
+    assert_msg_has(err, "'large' is a string of 5000 bytes (at most 4096 are read)");
+    ck_assert_int_eq(td_h5_read_str_attr(f, "number", buf, sizeof(buf), path, err, sizeof(err)),
+                     TD_ERR_FORMAT);
+    assert_msg_has(err, "'number' is not a string");
+    ck_assert_int_eq(td_h5_read_str_attr(f, "absent", buf, sizeof(buf), path, err, sizeof(err)),
+                     TD_ERR_FORMAT);
+    assert_msg_has(err, "no attribute 'absent'");
+    H5Fclose(f);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -1233,6 +1278,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, seal_layout);
     tcase_add_test(tc, seal_every_byte);
     tcase_add_test(tc, seal_foreign_files);
+    tcase_add_test(tc, str_attr_checked_first);
     suite_add_tcase(s, tc);
     return s;
 }
