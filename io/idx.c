@@ -29,6 +29,7 @@ struct idx_file {
     int64_t dim[3];
     int rank;
     int plain;          /* not gzip'ed */
+    int regular;        /* a regular file, whose size is known (not a pipe) */
     uint64_t file_size; /* bytes on disk */
     uint64_t max_data;  /* most bytes the data after the header can hold */
 };
@@ -79,6 +80,7 @@ static enum td_status idx_open(struct idx_file *h, const char *path, uint32_t ma
         return st;
     }
     h->file_size = (uint64_t)sb.st_size;
+    h->regular = S_ISREG(sb.st_mode);
     h->f = gzdopen(fd, "rb");
     if (!h->f) {
         close(fd);
@@ -105,7 +107,9 @@ static enum td_status idx_open(struct idx_file *h, const char *path, uint32_t ma
     /* Bound what the header may claim by what the file can hold, so a
      * damaged header is caught before memory is allocated for it. */
     h->plain = gzdirect(h->f);
-    if (h->plain)
+    if (!h->regular || h->file_size < want)
+        h->max_data = UINT64_MAX; /* unknown: reading finds out */
+    else if (h->plain)
         h->max_data = h->file_size - want;
     else
         h->max_data = h->file_size > UINT64_MAX / DEFLATE_MAX_RATIO

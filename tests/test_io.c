@@ -4,6 +4,8 @@
  * bytes written, never from the code under test. */
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +168,24 @@ static void expect_idx_error(const char *ip, const char *lp, enum td_status want
     if (p2) assert_msg_has(err, p2);
 }
 
+/* Writes bytes into a FIFO from another thread. */
+struct fifo_feed {
+    const char *path;
+    unsigned char bytes[512];
+    size_t n;
+};
+
+static void *feed_fifo(void *arg)
+{
+    struct fifo_feed *f = arg;
+    FILE *out = fopen(f->path, "wb");
+    if (out) {
+        fwrite(f->bytes, 1, f->n, out);
+        fclose(out);
+    }
+    return NULL;
+}
+
 START_TEST(idx_bad_inputs)
 {
     const char *good_i = tpath("good-images.gz"), *good_l = tpath("good-labels.gz");
@@ -204,6 +224,24 @@ START_TEST(idx_bad_inputs)
         expect_idx_error(p, l, TD_ERR_FORMAT, gz ? "more than a gzip file of" : "found 60", NULL);
         expect_idx_error(good_i, l, TD_ERR_FORMAT, "5 images", "4294967295 labels");
     }
+
+    /* Through a pipe the size is unknown: no bound, the data is read. */
+    struct fifo_feed feed = {tpath("images-fifo"), {0}, 0};
+    const char *src = tpath("fifo-src.gz");
+    make_images(src, 1, IMG_N, IMG_N);
+    FILE *in = fopen(src, "rb");
+    feed.n = fread(feed.bytes, 1, sizeof(feed.bytes), in);
+    fclose(in);
+    ck_assert_int_eq(mkfifo(feed.path, 0600), 0);
+    pthread_t writer;
+    ck_assert_int_eq(pthread_create(&writer, NULL, feed_fifo, &feed), 0);
+    struct td_dataset d;
+    char err[512] = "";
+    enum td_status fst = td_idx_load(feed.path, good_l, &d, err, sizeof(err));
+    pthread_join(writer, NULL);
+    ck_assert_msg(fst == TD_OK, "%s", err);
+    ck_assert_int_eq(d.n, IMG_N);
+    td_dataset_free(&d);
 
     const char *fewer = tpath("four-labels.gz");
     make_labels(fewer, 1, 4, 4);
