@@ -46,6 +46,11 @@ static enum td_status accept_file(int fd, const char *path, enum td_h5_accept ac
                           "%s: an HDF5 file without Tandem's integrity header: not a Tandem %s "
                           "file (written by another program or an older Tandem)",
                           path, kind ? kind : "");
+    if (state == TD_SEAL_FOREIGN)
+        return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                          "%s: an HDF5 file whose user block is not Tandem's integrity header: "
+                          "the file is corrupt, or another program wrote the block",
+                          path);
     return td_io_errf(TD_ERR_FORMAT, err, errlen,
                       "%s: neither Tandem's integrity header nor HDF5's signature at its start: "
                       "not a Tandem %s file, or the file is corrupt",

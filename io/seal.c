@@ -138,8 +138,21 @@ enum td_status td_seal_check(int fd, const char *path, enum td_seal_state *state
         return td_io_errf(TD_ERR_IO, err, errlen, "%s: read failed: %s", path, strerror(errno));
     *state = TD_SEAL_UNKNOWN;
     if (got < (ssize_t)sizeof(seal_magic) || memcmp(hdr, seal_magic, sizeof(seal_magic)) != 0) {
-        if (got >= (ssize_t)sizeof(hdf5_magic) && !memcmp(hdr, hdf5_magic, sizeof(hdf5_magic)))
+        if (got >= (ssize_t)sizeof(hdf5_magic) && !memcmp(hdr, hdf5_magic, sizeof(hdf5_magic))) {
             *state = TD_SEAL_NONE;
+            return TD_OK;
+        }
+        /* Where HDF5 looks for its superblock after a user block: 512,
+         * 1024, 2048 ... bytes in. */
+        unsigned char sig[sizeof(hdf5_magic)];
+        for (off_t at = TD_SEAL_SIZE; at <= ((off_t)1 << 40); at *= 2) {
+            ssize_t r = read_at(fd, sig, sizeof(sig), at);
+            if (r < (ssize_t)sizeof(sig)) break;
+            if (!memcmp(sig, hdf5_magic, sizeof(sig))) {
+                *state = TD_SEAL_FOREIGN;
+                break;
+            }
+        }
         return TD_OK;
     }
     struct stat sb;

@@ -51,7 +51,11 @@ enum td_status td_seal_make(unsigned char *hdr, const void *image, size_t n, con
 enum td_seal_state {
     TD_SEAL_VALID,   /* Tandem's header, and the checksum matches */
     TD_SEAL_NONE,    /* no Tandem header; the file starts with HDF5's signature */
-    TD_SEAL_UNKNOWN, /* neither Tandem's header nor HDF5's signature at offset 0 */
+    TD_SEAL_FOREIGN, /* no Tandem header, but HDF5's signature after a user block
+                        (512, 1024, 2048 ... bytes): a damaged Tandem header, or
+                        another program's user block */
+    TD_SEAL_UNKNOWN, /* neither Tandem's header nor HDF5's signature anywhere HDF5
+                        looks for it */
 };
 
 /* Reads the start of the open file fd (path is for messages) and, when it

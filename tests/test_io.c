@@ -1233,7 +1233,8 @@ START_TEST(seal_foreign_files)
             assert_msg_has(err, "without Tandem's integrity header");
             td_graph_free(c.g);
         } else {
-            expect_import_error(g2, path, 0, "neither Tandem's integrity header nor HDF5's", NULL);
+            expect_import_error(g2, path, 0, "whose user block is not Tandem's integrity header",
+                                NULL);
             /* User data is read whatever its user block. */
             struct td_dataset d;
             ck_assert_int_eq(td_h5data_load(path, &d, err, sizeof(err)), TD_ERR_FORMAT);
