@@ -39,13 +39,18 @@ void fz_file_set(struct fz_file *f, const uint8_t *data, size_t n)
     }
 }
 
-void fz_file_set_sealed(struct fz_file *f, const uint8_t *data, size_t n, const char *kind)
+int fz_file_input(struct fz_file *f, const char *name, const uint8_t *data, size_t n,
+                  const char *kind)
 {
-    fz_file_set(f, data, n);
-    if (n < TD_SEAL_SIZE) return;
-    unsigned char hdr[TD_SEAL_SIZE];
-    FZ_ASSERT(td_seal_make(hdr, data + TD_SEAL_SIZE, n - TD_SEAL_SIZE, kind) == TD_OK);
-    FZ_ASSERT(pwrite(f->fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr));
+    if (!f->path[0]) fz_file_init(f, name);
+    if (n < 1) return -1;
+    fz_file_set(f, data + 1, n - 1);
+    if ((data[0] & 1) && n - 1 >= TD_SEAL_SIZE) {
+        unsigned char hdr[TD_SEAL_SIZE];
+        FZ_ASSERT(td_seal_make(hdr, data + 1 + TD_SEAL_SIZE, n - 1 - TD_SEAL_SIZE, kind) == TD_OK);
+        FZ_ASSERT(pwrite(f->fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr));
+    }
+    return data[0];
 }
 
 void fz_assert_hdf5_closed(void)

@@ -29,11 +29,15 @@ void fz_file_init(struct fz_file *f, const char *name);
 /* Makes the file hold exactly data[0 .. n). */
 void fz_file_set(struct fz_file *f, const uint8_t *data, size_t n);
 
-/* Makes the file hold data[0 .. n) with its first 512 bytes replaced by a
- * valid Tandem header of `kind` (io/seal.h) for the rest, so that the loader
- * gets past the integrity check and HDF5 parses the rest. Inputs shorter
- * than the header are written as they are. */
-void fz_file_set_sealed(struct fz_file *f, const uint8_t *data, size_t n, const char *kind);
+/* The input of the HDF5 targets: one byte of flags, then the file. Writes
+ * the file into f (a memfd named `name`, created on first use); with bit 0
+ * of the flags set, its first 512 bytes are replaced by a valid Tandem
+ * header of `kind` (io/seal.h) for the rest, so that the loader gets past
+ * the integrity check and HDF5 parses the rest (files shorter than the
+ * header are written as they are). Returns the flags, or -1 for an empty
+ * input. */
+int fz_file_input(struct fz_file *f, const char *name, const uint8_t *data, size_t n,
+                  const char *kind);
 
 /* Aborts (a crash the fuzzer reports) when `cond` is false. */
 #define FZ_ASSERT(cond)                                                                            \

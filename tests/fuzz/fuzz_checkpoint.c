@@ -47,12 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
     static struct fz_file file;
-    if (!file.path[0]) fz_file_init(&file, "checkpoint.h5");
-    if (n < 1) return 0;
-    if (data[0] & 1)
-        fz_file_set_sealed(&file, data + 1, n - 1, "checkpoint");
-    else
-        fz_file_set(&file, data + 1, n - 1);
+    int flags = fz_file_input(&file, "checkpoint.h5", data, n, "checkpoint");
+    if (flags < 0) return 0;
     char err[512] = "";
     if (td_ckpt_load(file.path, ck.e, ck.n, err, sizeof(err)) == TD_OK) {
         restore(initial);

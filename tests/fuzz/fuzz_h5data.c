@@ -16,12 +16,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
     static struct fz_file file;
-    if (!file.path[0]) fz_file_init(&file, "data.h5");
-    if (n < 1) return 0;
-    if (data[0] & 1)
-        fz_file_set_sealed(&file, data + 1, n - 1, "data");
-    else
-        fz_file_set(&file, data + 1, n - 1);
+    int flags = fz_file_input(&file, "data.h5", data, n, "data");
+    if (flags < 0) return 0;
     struct td_dataset d;
     char err[512] = "";
     if (td_h5data_load(file.path, &d, err, sizeof(err)) == 0) {

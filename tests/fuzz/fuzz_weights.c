@@ -27,16 +27,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
     static struct fz_file file;
-    if (!file.path[0]) fz_file_init(&file, "weights.h5");
-    if (n < 1) return 0;
-    if (data[0] & 1)
-        fz_file_set_sealed(&file, data + 1, n - 1, "weights");
-    else
-        fz_file_set(&file, data + 1, n - 1);
+    int flags = fz_file_input(&file, "weights.h5", data, n, "weights");
+    if (flags < 0) return 0;
     struct td_params *p = td_graph_params(graph);
     char err[512] = "";
-    unsigned flags = data[0] & 2 ? TD_WEIGHTS_ALLOW_EXTRA : 0;
-    if (td_weights_import(p, file.path, flags, err, sizeof(err)) == TD_OK) {
+    unsigned allow = flags & 2 ? TD_WEIGHTS_ALLOW_EXTRA : 0;
+    if (td_weights_import(p, file.path, allow, err, sizeof(err)) == TD_OK) {
         memcpy(p->value, initial, p->total * sizeof(float));
     } else {
         /* On error the values are untouched. */
