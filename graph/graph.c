@@ -164,20 +164,28 @@ void td_scope_pop(struct td_graph *g)
     g->scope[g->scope_len[g->scope_depth]] = '\0';
 }
 
-/* "scope/name", "scope", or "name"; NULL when both are empty. */
+/* Writes "scope/name", "scope" or "name" into buf (TD_SCOPE_MAX * 2 bytes);
+ * returns buf, or NULL when both are empty. */
+static const char *format_scoped(const struct td_graph *g, const char *name, char *buf)
+{
+    size_t len = g->scope_len[g->scope_depth];
+    if (name && len)
+        snprintf(buf, TD_SCOPE_MAX * 2, "%s/%s", g->scope, name);
+    else if (len)
+        snprintf(buf, TD_SCOPE_MAX * 2, "%s", g->scope);
+    else if (name)
+        snprintf(buf, TD_SCOPE_MAX * 2, "%s", name);
+    else
+        return NULL;
+    return buf;
+}
+
+/* The scoped name copied into the graph's arena; NULL when both are empty
+ * or out of memory. */
 static const char *scoped_name(struct td_graph *g, const char *name)
 {
     char buf[TD_SCOPE_MAX * 2];
-    size_t len = g->scope_len[g->scope_depth];
-    if (name && len)
-        snprintf(buf, sizeof(buf), "%s/%s", g->scope, name);
-    else if (len)
-        snprintf(buf, sizeof(buf), "%s", g->scope);
-    else if (name)
-        snprintf(buf, sizeof(buf), "%s", name);
-    else
-        return NULL;
-    return graph_strdup(g, buf);
+    return format_scoped(g, name, buf) ? graph_strdup(g, buf) : NULL;
 }
 
 static struct td_node *node_alloc(struct td_graph *g, enum td_node_kind kind, const char *name)
@@ -197,6 +205,8 @@ static struct td_node *node_alloc(struct td_graph *g, enum td_node_kind kind, co
     n->id = g->n_nodes;
     n->param_index = -1;
     n->name = scoped_name(g, name);
+    /* NULL is a valid name only when neither a name nor a scope was given. */
+    if (!n->name && (name || g->scope_len[g->scope_depth])) return NULL;
     return n;
 }
 
@@ -264,7 +274,8 @@ struct td_node *td_input(struct td_graph *g, const char *name, struct td_shape s
                          enum td_dtype dtype)
 {
     if (!g) return NULL;
-    if (!check_leaf_shape(g, "input", scoped_name(g, name), &shape)) return NULL;
+    char shown[TD_SCOPE_MAX * 2];
+    if (!check_leaf_shape(g, "input", format_scoped(g, name, shown), &shape)) return NULL;
     struct td_node *n = node_alloc(g, TD_NODE_INPUT, name);
     if (!n) return nomem(g, "input");
     n->shape = shape;
@@ -404,7 +415,8 @@ struct td_node *td_param(struct td_graph *g, const char *name, struct td_shape s
         td_graph_fail(g, TD_ERR_ARG, "param: a parameter needs a name");
         return NULL;
     }
-    if (!check_leaf_shape(g, "param", scoped_name(g, name), &shape)) return NULL;
+    char shown[TD_SCOPE_MAX * 2];
+    if (!check_leaf_shape(g, "param", format_scoped(g, name, shown), &shape)) return NULL;
     struct td_node *n = node_alloc(g, TD_NODE_PARAM, name);
     if (!n || !n->name) return nomem(g, "param");
     struct td_params *p = &g->params;

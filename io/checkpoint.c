@@ -136,7 +136,7 @@ enum td_status td_ckpt_save(const char *path, const struct td_ckpt_entry *e, int
     enum td_status st = check_entries(e, n, path, err, errlen);
     if (st != TD_OK) return st;
     struct ckpt_write w = {e, n, path};
-    return td_h5_write_atomic(path, write_entries, &w, err, errlen);
+    return td_h5_write_atomic(path, "checkpoint", write_entries, &w, err, errlen);
 }
 
 /* Pass one for one entry: present, of the entry's kind and size. */
@@ -234,7 +234,7 @@ enum td_status td_ckpt_load(const char *path, const struct td_ckpt_entry *e, int
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    st = td_h5_open_read(path, &file, err, errlen);
+    st = td_h5_open_read(path, TD_H5_SEALED, "checkpoint", &file, err, errlen);
     if (st == TD_OK) {
         st = load_staged(file, e, n, &stage, offs, path, err, errlen);
         H5Fclose(file);

@@ -9,7 +9,8 @@
  *   TD_CKPT_U64    uint64 values      /state/<name>   (seed, epoch, RNG counter)
  *   TD_CKPT_F64    float64 values     /state/<name>   (learning-rate schedule)
  * The root carries framework = "tandem", version = TD_VERSION and
- * kind = "checkpoint". */
+ * kind = "checkpoint" (fixed-length strings), and the file starts with
+ * Tandem's integrity header (io/seal.h), kind "checkpoint". */
 #ifndef TD_CHECKPOINT_H
 #define TD_CHECKPOINT_H
 
@@ -47,10 +48,12 @@ enum td_status td_ckpt_save(const char *path, const struct td_ckpt_entry *e, int
  * (present, same kind, same number of elements and, when shape is given, the
  * same shape) and every value read before any entry's data is written: on
  * error the caller's memory is unchanged. Entries in the file that are not
- * asked for are ignored. Errors, with a message naming the path and entry:
- * TD_ERR_IO (missing file), TD_ERR_FORMAT (not an HDF5 file, truncated,
- * corrupt, not a Tandem checkpoint, missing entry, wrong kind or size),
- * TD_ERR_NOMEM, TD_ERR_ARG. */
+ * asked for are ignored. The file's integrity header is checked (checksum
+ * and length) before HDF5 reads any of it; a file without one is not a
+ * checkpoint. Errors, with a message naming the path and entry:
+ * TD_ERR_IO (missing file), TD_ERR_FORMAT (checksum or length mismatch: the
+ * file is truncated or corrupt; no integrity header; not a Tandem
+ * checkpoint; missing entry, wrong kind or size), TD_ERR_NOMEM, TD_ERR_ARG. */
 enum td_status td_ckpt_load(const char *path, const struct td_ckpt_entry *e, int n, char *err,
                             size_t errlen);
 

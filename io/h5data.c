@@ -65,6 +65,7 @@ static enum td_status read_x(hid_t file, struct td_dataset *out, const char *pat
     size_t total = st == TD_OK ? (size_t)out->n * (size_t)td_shape_numel(&out->sample_shape) : 0;
     if (st == TD_OK && out->n == 0)
         st = td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: dataset 'x' holds no samples", path);
+    if (st == TD_OK) st = td_h5_check_storage(d, total, "x", path, err, errlen);
     if (st == TD_OK && !(out->x = td_dataset_alloc_floats(total)))
         st = td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory for x (%zu floats)", path,
                         total);
@@ -110,6 +111,7 @@ static enum td_status read_y(hid_t file, struct td_dataset *out, const char *pat
             td_io_errf(TD_ERR_FORMAT, err, errlen,
                        "%s: dataset 'x' holds %" PRId64 " samples but 'y' holds %" PRId64 " labels",
                        path, out->n, s.dim[0]);
+    if (st == TD_OK) st = td_h5_check_storage(d, (uint64_t)out->n, "y", path, err, errlen);
     /* Read wide so that out-of-range labels are seen rather than clipped. */
     int64_t *wide = NULL;
     if (st == TD_OK && (!(wide = malloc((size_t)out->n * sizeof(*wide))) ||
@@ -143,7 +145,7 @@ enum td_status td_h5data_load(const char *path, struct td_dataset *out, char *er
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    enum td_status st = td_h5_open_read(path, &file, err, errlen);
+    enum td_status st = td_h5_open_read(path, TD_H5_ANY, NULL, &file, err, errlen);
     if (st == TD_OK) {
         st = read_x(file, out, path, err, errlen);
         if (st == TD_OK) st = read_y(file, out, path, err, errlen);

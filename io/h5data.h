@@ -4,6 +4,8 @@
  *                shape is x's shape without its first axis (at most
  *                TD_MAX_DIMS axes)
  *   y  [N]       class labels of any integer type, each in [0, 2^31 - 1)
+ * Any HDF5 file is read; one that carries Tandem's integrity header
+ * (io/seal.h) must pass its checksum first.
  */
 #ifndef TD_H5DATA_H
 #define TD_H5DATA_H
@@ -18,7 +20,8 @@
  * the caller frees it with td_dataset_free, on failure it is left zeroed.
  * Errors, with a message naming the path and the dataset:
  *   TD_ERR_IO      the file is missing or unreadable;
- *   TD_ERR_FORMAT  not an HDF5 file, x or y missing, an unsupported type (x
+ *   TD_ERR_FORMAT  a Tandem header whose checksum or length does not match, not
+ *                  an HDF5 file, x or y missing, an unsupported type (x
  *                  neither float nor uint8, y not an integer), x of rank 0 or
  *                  rank > TD_MAX_DIMS + 1, y not of rank 1, N of x and y
  *                  differing, N = 0, a negative or too large label;

@@ -1,11 +1,14 @@
 #include "io/idx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "io/ioutil.h"
@@ -16,11 +19,19 @@
  * count when a gzip stream ends early (zlib then reports 0 for that call). */
 #define IDX_CHUNK (1u << 16)
 
+/* Deflate's largest compression ratio: a gzip file of S bytes never holds
+ * more than S * 1032 bytes of data. */
+#define DEFLATE_MAX_RATIO 1032u
+
 struct idx_file {
     gzFile f;
     const char *path;
     int64_t dim[3];
     int rank;
+    int plain;          /* not gzip'ed */
+    int regular;        /* a regular file, whose size is known (not a pipe) */
+    uint64_t file_size; /* bytes on disk */
+    uint64_t max_data;  /* most bytes the data after the header can hold */
 };
 
 /* Reads up to n bytes; *got is what arrived. TD_ERR_FORMAT on corrupt gzip
@@ -60,11 +71,21 @@ static enum td_status idx_open(struct idx_file *h, const char *path, uint32_t ma
     memset(h, 0, sizeof(*h));
     h->path = path;
     h->rank = (int)(magic & 0xff);
-    errno = 0;
-    h->f = gzopen(path, "rb");
-    if (!h->f)
-        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot open: %s", path,
-                          errno ? strerror(errno) : "out of memory");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        enum td_status st =
+            td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return st;
+    }
+    h->file_size = (uint64_t)sb.st_size;
+    h->regular = S_ISREG(sb.st_mode);
+    h->f = gzdopen(fd, "rb");
+    if (!h->f) {
+        close(fd);
+        return td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory", path);
+    }
     gzbuffer(h->f, 1u << 17);
     unsigned char hdr[16];
     size_t want = 4 + 4 * (size_t)h->rank, got;
@@ -83,7 +104,33 @@ static enum td_status idx_open(struct idx_file *h, const char *path, uint32_t ma
         if (h->dim[i] == 0)
             return td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: dimension %d is 0", path, i);
     }
+    /* Bound what the header may claim by what the file can hold, so a
+     * damaged header is caught before memory is allocated for it. */
+    h->plain = gzdirect(h->f);
+    if (!h->regular || h->file_size < want)
+        h->max_data = UINT64_MAX; /* unknown: reading finds out */
+    else if (h->plain)
+        h->max_data = h->file_size - want;
+    else
+        h->max_data = h->file_size > UINT64_MAX / DEFLATE_MAX_RATIO
+                          ? UINT64_MAX
+                          : h->file_size * DEFLATE_MAX_RATIO;
     return TD_OK;
+}
+
+/* TD_ERR_FORMAT when the header asks for more data than the file can hold. */
+static enum td_status check_room(const struct idx_file *h, uint64_t need, const char *what,
+                                 char *err, size_t errlen)
+{
+    if (need <= h->max_data) return TD_OK;
+    if (h->plain)
+        return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                          "%s: truncated: expected %" PRIu64 " %s, found %" PRIu64, h->path, need,
+                          what, h->max_data);
+    return td_io_errf(TD_ERR_FORMAT, err, errlen,
+                      "%s: truncated or corrupt: expected %" PRIu64 " %s, more than a gzip "
+                      "file of %" PRIu64 " bytes can hold",
+                      h->path, need, what, h->file_size);
 }
 
 static void idx_close(struct idx_file *h)
@@ -153,6 +200,9 @@ static enum td_status load_pair(struct idx_file *img, struct idx_file *lab, cons
         return td_io_errf(TD_ERR_NOMEM, err, errlen,
                           "%s: %" PRId64 " images of %" PRId64 "x%" PRId64 " do not fit in memory",
                           images_path, img->dim[0], img->dim[1], img->dim[2]);
+    st = check_room(img, pixels * (uint64_t)img->dim[0], "bytes of pixels", err, errlen);
+    if (st == TD_OK) st = check_room(lab, (uint64_t)lab->dim[0], "labels", err, errlen);
+    if (st != TD_OK) return st;
     out->n = img->dim[0];
     out->sample_shape = td_shape_from(img->dim + 1, 2);
     out->x = td_dataset_alloc_floats((size_t)(pixels * (uint64_t)out->n));

@@ -26,6 +26,32 @@ enum td_status td_io_tmp_path(const char *path, char *tmp, size_t tmplen, char *
     return TD_OK;
 }
 
+enum td_status td_io_write_file(const char *path, const void *const *bufs, const size_t *lens,
+                                int n, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot create: %s", path, strerror(errno));
+    for (int i = 0; i < n; i++) {
+        const unsigned char *p = bufs[i];
+        for (size_t done = 0; done < lens[i];) {
+            ssize_t w = write(fd, p + done, lens[i] - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                int saved = w < 0 ? errno : EIO;
+                close(fd);
+                return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write: %s", path,
+                                  strerror(saved));
+            }
+            done += (size_t)w;
+        }
+    }
+    /* Some file systems (NFS) report write errors only here. */
+    if (close(fd) != 0)
+        return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    return TD_OK;
+}
+
 static enum td_status sync_path(const char *path, int flags, char *err, size_t errlen)
 {
     int fd = open(path, flags);

@@ -15,6 +15,13 @@ enum td_status td_io_errf(enum td_status status, char *err, size_t errlen, const
 /* Writes "<path>.tmp" into tmp (tmplen bytes). TD_ERR_ARG when it does not fit. */
 enum td_status td_io_tmp_path(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
 
+/* Creates (or truncates) path and writes the n pieces bufs[i] of lens[i]
+ * bytes into it, in order, checking every write and the close. TD_ERR_IO
+ * with the system's reason ("No space left on device"); a partial file may
+ * be left behind for the caller to remove. */
+enum td_status td_io_write_file(const char *path, const void *const *bufs, const size_t *lens,
+                                int n, char *err, size_t errlen);
+
 /* Makes the closed file `tmp` durable (fsync), renames it over `path` and
  * fsyncs the directory, so `path` is always either the old or the new file.
  * On failure `tmp` is removed and `path` is untouched; TD_ERR_IO. */

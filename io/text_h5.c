@@ -74,7 +74,7 @@ enum td_status td_vocab_load(const char *path, struct td_vocab *v, char *err, si
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    enum td_status st = td_h5_open_read(path, &file, err, errlen);
+    enum td_status st = td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, NULL, &file, err, errlen);
     if (st == TD_OK) {
         st = td_vocab_read_h5(file, v, path, err, errlen);
         H5Fclose(file);

@@ -63,7 +63,7 @@ enum td_status td_weights_export_meta(const struct td_params *p, const struct td
                           "vocabulary dataset",
                           TD_WEIGHTS_VOCAB);
     struct weights_write w = {p, meta, path};
-    return td_h5_write_atomic(path, write_params, &w, err, errlen);
+    return td_h5_write_atomic(path, "weights", write_params, &w, err, errlen);
 }
 
 enum td_status td_weights_export(const struct td_params *p, const char *path, char *err,
@@ -89,7 +89,8 @@ enum td_status td_weights_read_meta(const char *path, char *model, char *model_c
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    enum td_status st = td_h5_open_read(path, &file, err, errlen);
+    enum td_status st =
+        td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, err, errlen);
     if (st == TD_OK) {
         st = read_optional_str(file, "model", model, len, path, err, errlen);
         if (st == TD_OK)
@@ -192,7 +193,7 @@ enum td_status td_weights_import(struct td_params *p, const char *path, unsigned
     td_h5_quiet_begin(&q);
     hid_t file;
     float *stage = NULL;
-    enum td_status st = td_h5_open_read(path, &file, err, errlen);
+    enum td_status st = td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, err, errlen);
     if (st == TD_OK) {
         st = check_file(p, file, flags, path, err, errlen);
         if (st == TD_OK && p->total > 0) {

@@ -2,8 +2,11 @@
  * parameter is a float32 dataset at its hierarchical name ("fc1/weight" is
  * dataset `weight` in group `fc1`) with its true shape (dense weights are
  * [out, in], as torch.nn.Linear stores them). The root group carries the
- * attributes framework = "tandem", version = TD_VERSION and param_order, an
- * array of the parameter names in creation order.
+ * fixed-length string attributes framework = "tandem", version = TD_VERSION
+ * and param_order, an array of the parameter names in creation order (h5py
+ * reads them as bytes). The file starts with Tandem's 512-byte integrity
+ * header (io/seal.h, an HDF5 user block that HDF5 and h5py skip), kind
+ * "weights".
  *
  * Optional metadata lets a file rebuild its model on its own: root string
  * attributes `model` (a model-zoo name) and `model_config` (the model's
@@ -53,15 +56,20 @@ enum td_status td_weights_export_meta(const struct td_params *p, const struct td
 enum td_status td_weights_read_meta(const char *path, char *model, char *model_config, size_t len,
                                     char *err, size_t errlen);
 
-/* Reads every parameter of p from path into p->value. Every parameter must
- * be present as a float32 dataset of exactly its shape, and (unless flags
- * has TD_WEIGHTS_ALLOW_EXTRA) the file may hold no other dataset. All of
- * this is checked, and all data read, before any value is written: on any
+/* Reads every parameter of p from path into p->value. A file Tandem wrote
+ * must pass its integrity check (checksum and length) before HDF5 reads any
+ * of it; a plain HDF5 file from another program (h5py, PyTorch users: no
+ * user block, HDF5's signature at offset 0) has no checksum and is read as
+ * it is, checked like any other; any other file is refused. Every parameter
+ * must be present as a float32 dataset of exactly its shape, and (unless
+ * flags has TD_WEIGHTS_ALLOW_EXTRA) the file may hold no other dataset. All
+ * of this is checked, and all data read, before any value is written: on any
  * error p->value is unchanged. Errors, with a message naming the file and the
  * offending parameter or dataset (and the shapes or types that differ):
- * TD_ERR_IO (missing file), TD_ERR_FORMAT (not HDF5, missing parameter,
- * wrong dtype or shape, extra dataset, unreadable data), TD_ERR_NOMEM,
- * TD_ERR_ARG. */
+ * TD_ERR_IO (missing file), TD_ERR_FORMAT (checksum or length mismatch: the
+ * file is corrupt; a Tandem file of another kind; not HDF5; missing
+ * parameter, wrong dtype or shape, extra dataset, unreadable data),
+ * TD_ERR_NOMEM, TD_ERR_ARG. */
 enum td_status td_weights_import(struct td_params *p, const char *path, unsigned flags, char *err,
                                  size_t errlen);
 

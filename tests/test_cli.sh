@@ -49,8 +49,25 @@ out=$(/usr/bin/python3 "$torch_eval" "$work/a/weights.h5" "$work/test.h5" 2>&1);
 if [ $s -eq 77 ]; then echo "skipped: PyTorch evaluation ($out)"
 elif grep -q "accuracy $acc%" <<<"$out"; then ok "PyTorch loads weights.h5 and gets the same accuracy"
 else bad "PyTorch evaluation: $out (Tandem: $acc%)"; fi
+# Weights from another program: the same values in a plain HDF5 file (no
+# integrity header) written by h5py are imported.
+if /usr/bin/python3 - "$work/a/weights.h5" "$work/plain.h5" <<'EOF' 2>/dev/null; then
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as src, h5py.File(sys.argv[2], "w") as dst:
+    names = []
+    src.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    for n in names:
+        dst[n] = src[n][...]
+EOF
+    expect "eval imports weights h5py wrote" 0 "accuracy $acc%" -- \
+        "$tandem" eval --weights "$work/plain.h5" --data "$work/train.h5" --test-data "$work/test.h5"
+else
+    echo "skipped: weights written by h5py (python3-h5py missing)"
+fi
+expect "eval refuses a checkpoint as weights" 1 "a Tandem checkpoint file, not a weights file" -- \
+    "$tandem" eval --weights "$work/a/checkpoint.h5" --data "$work/train.h5" --test-data "$work/test.h5"
 head -c 3000 "$work/a/weights.h5" > "$work/cut.h5"
-expect "eval names a truncated weights file" 1 "$work/cut.h5" -- \
+expect "eval names a truncated weights file" 1 "$work/cut.h5: .*the file is corrupt" -- \
     "$tandem" eval --weights "$work/cut.h5" --data "$work/train.h5" --test-data "$work/test.h5"
 expect "NaN names the node" 1 "produced (NaN|Inf).*parameters are those before this step" -- \
     "$tandem" train "${data[@]}" --optimizer sgd --lr 1e6 --epochs 2 --out "$work/nan"

@@ -30,9 +30,10 @@ def main():
             return 1
         model, vocab = gpt_torch.load_gpt(f"{d}/weights.h5")
         with h5py.File(f"{d}/weights.h5", "r") as f:
-            names = sorted(n for n in f.attrs["param_order"])
+            names = sorted(n.decode() if isinstance(n, bytes) else str(n)
+                           for n in f.attrs["param_order"])
         torch_names = sorted(gpt_torch.h5_name(n) for n, _ in model.named_parameters())
-        if [str(n) for n in names] != torch_names:
+        if names != torch_names:
             print(f"FAIL: parameter names differ:\n  tandem {names}\n  torch  {torch_names}")
             return 1
         if vocab != bytes(range(ord("a"), ord("a") + 11)):

@@ -34,14 +34,21 @@ def main():
             print(f"FAIL: {exe} exited {run.returncode}: {run.stderr.strip()}")
             return 1
         with h5py.File(f"{d}/weights.h5", "r") as f:
-            attrs = dict(f.attrs)
-            order = [str(n) for n in f.attrs["param_order"]]
+            # Fixed-length strings (no global heap): h5py 3 reads them as bytes.
+            attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in f.attrs.items()}
+            order = [n.decode() for n in f.attrs["param_order"]]
+            vlen = [k for k in f.attrs
+                    if h5py.check_string_dtype(f.attrs.get_id(k).dtype).length is None]
             dtypes = {k: f[k].dtype for k in order}
+            userblock = f.userblock_size
         print(f"weights.h5 attributes: framework={attrs['framework']} "
-              f"version={attrs['version']} param_order={order}")
+              f"version={attrs['version']} param_order={order}; user block {userblock} bytes")
         expected = [f"fc{i}/{p}" for i in (1, 2, 3) for p in ("weight", "bias")]
         if attrs["framework"] != "tandem" or order != expected:
             print(f"FAIL: attributes {attrs}, expected framework=tandem and order {expected}")
+            return 1
+        if vlen or userblock != 512:
+            print(f"FAIL: variable-length attributes {vlen}, user block {userblock} (want none, 512)")
             return 1
         if any(t != np.float32 for t in dtypes.values()):
             print(f"FAIL: dtypes {dtypes}, expected float32")

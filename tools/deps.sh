@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, whatever Tandem needs that this Debian 12 machine
-# lacks: the build tools and libraries, Fashion-MNIST, and Debian's PyTorch
-# and h5py (used by the interoperability test and the benchmark), and the
-# King James Bible (bible-kjv, the text the GPT trains on), and Open MPI
-# (data-parallel training). Needs root when something is missing; does
-# nothing otherwise.
+# lacks: the build tools and libraries, Fashion-MNIST, Debian's PyTorch and
+# h5py (used by the interoperability test and the benchmark), the King James
+# Bible (bible-kjv, the text the GPT trains on), Open MPI (data-parallel
+# training), and clang with its libFuzzer and OpenMP runtimes (the fuzzers in
+# tests/fuzz). Needs root when something is missing; does nothing otherwise.
 set -euo pipefail
 packages=(gcc pkg-config meson ninja-build cmake libdnnl-dev libhdf5-dev check zlib1g-dev
           dataset-fashion-mnist python3-torch python3-h5py libopenblas0-openmp bible-kjv
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
