@@ -89,8 +89,7 @@ enum td_status td_weights_read_meta(const char *path, char *model, char *model_c
     struct td_h5_quiet q;
     td_h5_quiet_begin(&q);
     hid_t file;
-    enum td_status st =
-        td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, err, errlen);
+    enum td_status st = td_h5_open_read(path, TD_H5_SEALED_OR_PLAIN, "weights", &file, err, errlen);
     if (st == TD_OK) {
         st = read_optional_str(file, "model", model, len, path, err, errlen);
         if (st == TD_OK)

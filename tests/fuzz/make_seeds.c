@@ -171,6 +171,12 @@ int main(int argc, char **argv)
     h5data_seeds(tmp);
     weights_seeds(tmp);
     checkpoint_seeds(tmp);
-    /* fuzz_text (io/text.c): put("fuzz_text", ...) a few lines of real text here. */
+    static const char verses[] = "\nGenesis 1\n\n  1 In the beginning God created the heaven "
+                                 "and the earth.\n  2 And the earth was without form, and void."
+                                 "\n";
+    put("fuzz_text", "kjv", (const unsigned char *)"\x08\x1a", 2, (const unsigned char *)verses,
+        sizeof(verses) - 1);
+    put("fuzz_text", "utf8", (const unsigned char *)"\x02\x00", 2,
+        (const unsigned char *)"na\xc3\xafve caf\xc3\xa9 na\xc3\xafve", 19);
     return 0;
 }
