@@ -2,11 +2,15 @@
 # Installs, with apt-get, whatever Tandem needs that this Debian 12 machine
 # lacks: the build tools and libraries, Fashion-MNIST, and Debian's PyTorch
 # and h5py (used by the interoperability test and the benchmark), and the
-# King James Bible (bible-kjv, the text the GPT trains on). Needs root
+# King James Bible (bible-kjv, the text the GPT trains on), and for the
+# tangent toolkit OpenBLAS (its OpenMP build, which shares libgomp with
+# oneDNN: libopenblas-dev would pull in the pthread build and make it the
+# system's libblas), LAPACKE and matplotlib. Needs root
 # when something is missing; does nothing otherwise.
 set -euo pipefail
 packages=(gcc pkg-config meson ninja-build cmake libdnnl-dev libhdf5-dev check zlib1g-dev
-          dataset-fashion-mnist python3-torch python3-h5py libopenblas0-openmp bible-kjv)
+          dataset-fashion-mnist python3-torch python3-h5py libopenblas0-openmp bible-kjv
+          libopenblas-openmp-dev liblapacke-dev python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,98 @@
+/* The NTK methods' cost model: floating-point work and working set of each
+ * method for a tile size, the largest tile that fits a memory budget, and
+ * the pick. Estimates, not measurements: the tests check that the pick is
+ * the structured method where the structure covers the model. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "optim/ntk_cost.h"
+
+/* Floating-point work a plan run costs besides its arithmetic (scheduler,
+ * primitive calls, feeding): about 10 us at 100 GFLOP/s. */
+#define RUN_OVERHEAD 1e6
+
+static double pairs_of(const struct td_ntk_shape *s)
+{
+    if (s->diagonal) return (double)s->n1;
+    if (s->symmetric) return (double)s->n1 * (double)(s->n1 + 1) / 2.0;
+    return (double)s->n1 * (double)s->n2;
+}
+
+/* Samples whose per-sample data is computed (each once). */
+static double side_samples(const struct td_ntk_shape *s)
+{
+    return s->symmetric ? (double)s->n1 : (double)(s->n1 + s->n2);
+}
+
+static double kk(const struct td_ntk_shape *s)
+{
+    return s->trace ? (double)s->K : (double)s->K * (double)s->K;
+}
+
+/* Bytes of the double accumulator and the float tile handed to the sink. */
+static double tile_bytes(const struct td_ntk_shape *s, int64_t b)
+{
+    double e = s->diagonal ? (double)b : (double)b * (double)b;
+    if (!s->trace) e *= (double)s->K * (double)s->K;
+    return e * 12.0;
+}
+
+double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
+                         enum td_ntk_method m, int64_t b)
+{
+    const double K = (double)s->K, F = s->flops_per_sample, pass = 3.0 * F;
+    const double pairs = pairs_of(s), samples = side_samples(s);
+    switch (m) {
+    case TD_NTK_JACOBIAN:
+        return samples * K * (pass + RUN_OVERHEAD) + 2.0 * pairs * kk(s) * (double)s->params;
+    case TD_NTK_NTVP: {
+        /* One VJP and one JVP at batch b per column of each tile pair. */
+        double products = s->diagonal ? (double)s->n1 * K : pairs * K / (double)b;
+        return products * (2.0 * pass * (double)b + 2.0 * RUN_OVERHEAD);
+    }
+    case TD_NTK_STRUCTURED: {
+        double f = samples * K * pass + samples * K / (double)b * RUN_OVERHEAD;
+        if (st->n_fallback) f += samples * K * (pass + RUN_OVERHEAD);
+        double per_pair = 2.0 * kk(s) * (double)st->width;
+        for (int i = 0; i < st->n_uses; i++) {
+            const struct td_ntk_use *u = &st->uses[i];
+            double R2 = (double)u->R * (double)u->R;
+            if (u->route == TD_ROUTE_FACTORED)
+                per_pair +=
+                    kk(s) * R2 * 2.0 * (double)u->out + 2.0 * R2 * (double)u->in + kk(s) * R2 * 2.0;
+            else
+                f += samples * K * 2.0 * (double)u->R * (double)u->width;
+        }
+        return f + pairs * per_pair;
+    }
+    default:
+        return INFINITY;
+    }
+}
+
+double td_ntk_cost_bytes(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
+                         enum td_ntk_method m, int64_t b, int64_t copies)
+{
+    const double pass = s->pass_bytes_per_sample;
+    const double sides = s->diagonal && s->symmetric ? 1.0 : 2.0;
+    switch (m) {
+    case TD_NTK_JACOBIAN:
+        return sides * (double)b * (double)s->K * (double)s->params * 4.0 + tile_bytes(s, b) + pass;
+    case TD_NTK_NTVP:
+        return 2.0 * (double)b * pass + tile_bytes(s, b) + (double)b * (double)s->K * 8.0 +
+               (double)s->params * 4.0;
+    case TD_NTK_STRUCTURED: {
+        double temps = 0;
+        for (int i = 0; i < st->n_uses; i++)
+            if (st->uses[i].route == TD_ROUTE_FACTORED) {
+                double t = (double)td_ntk_factored_bytes(&st->uses[i], s->K, b, s->trace);
+                if (t > temps) temps = t;
+            }
+        return sides * (double)td_ntk_side_bytes(st, s->K, b) + tile_bytes(s, b) + temps +
+               (double)(copies * b) * pass * 1.5 + (st->n_fallback ? pass : 0);
+    }
+    default:
+        return INFINITY;
+    }
+}

@@ -1,0 +1,320 @@
+/* The passes that give a tile's per-sample data: the structured method's
+ * replicated backward passes (every output's cotangents at the parameter
+ * uses in one batched pass) and one-sample backward passes for the rows of
+ * the Jacobian the structure does not cover. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/autodiff.h"
+#include "graph/node.h"
+#include "io/ioutil.h"
+#include "ops/ops.h"
+#include "optim/ntk_impl.h"
+
+static enum td_status graph_err(struct td_graph *g, const char *what, char *err, size_t errlen)
+{
+    enum td_status st = td_graph_status(g);
+    return td_io_errf(st != TD_OK ? st : TD_ERR_NOMEM, err, errlen, "%s: %s", what,
+                      st != TD_OK ? td_graph_error(g) : "out of memory");
+}
+
+/* The rebuilt model must show the structure planned on the probe build. */
+static enum td_status same_structure(const struct td_ntk_structure *a,
+                                     const struct td_ntk_structure *b, char *err, size_t errlen)
+{
+    int same = a->n_uses == b->n_uses && a->n_fallback == b->n_fallback;
+    for (int i = 0; same && i < a->n_uses; i++)
+        same = a->uses[i].kind == b->uses[i].kind && a->uses[i].w_param == b->uses[i].w_param &&
+               a->uses[i].b_param == b->uses[i].b_param && a->uses[i].R == b->uses[i].R &&
+               a->uses[i].in == b->uses[i].in && a->uses[i].out == b->uses[i].out;
+    if (same) return TD_OK;
+    return td_io_errf(TD_ERR_ARG, err, errlen,
+                      "the model's structure differs between batch sizes: the builder must "
+                      "build the same graph for every batch");
+}
+
+/* Output list with duplicates merged: a node bound twice would keep only
+ * one binding. */
+struct outs {
+    struct td_node **node;
+    float **buf;
+    size_t *bytes;
+    int n;
+};
+
+static int out_index(struct outs *o, struct td_node *n)
+{
+    for (int i = 0; i < o->n; i++)
+        if (o->node[i] == n) return i;
+    o->node[o->n] = n;
+    o->bytes[o->n] = td_node_bytes(n);
+    o->buf[o->n] = malloc(o->bytes[o->n] ? o->bytes[o->n] : 1);
+    return o->buf[o->n] ? o->n++ : -1;
+}
+
+static enum td_status init_replicated(struct td_ntk_passes *ps, const struct td_tangent_model *m,
+                                      const struct td_param_select *sel,
+                                      const struct td_ntk_structure *s, char *err, size_t errlen)
+{
+    int64_t batch = ps->copies * ps->tile;
+    enum td_status st = td_tinst_init(&ps->rep, m, batch, sel, err, errlen);
+    if (st != TD_OK) return st;
+    st = td_ntk_find_structure(&ps->rep, 0, &ps->rs);
+    if (st != TD_OK) return td_io_errf(st, err, errlen, "out of memory");
+    st = same_structure(s, &ps->rs, err, errlen);
+    if (st != TD_OK) return st;
+    for (int i = 0; i < s->n_uses; i++) {
+        ps->rs.uses[i].route = s->uses[i].route;
+        ps->rs.uses[i].col = s->uses[i].col;
+        ps->rs.uses[i].width = s->uses[i].width;
+    }
+    ps->rs.width = s->width;
+    ps->rs.fallback_col = s->fallback_col;
+    struct td_graph *g = ps->rep.g;
+    int nu = ps->rs.n_uses;
+    struct td_node *f = ps->rep.net.output;
+    ps->seed = td_input(g, "ntk_seed", *td_node_shape(f), TD_F32);
+    struct td_node **ys = malloc((size_t)nu * sizeof(*ys)),
+                   **cts = malloc((size_t)nu * sizeof(*cts));
+    struct outs o = {malloc(2 * (size_t)nu * sizeof(*o.node)),
+                     malloc(2 * (size_t)nu * sizeof(float *)),
+                     malloc(2 * (size_t)nu * sizeof(size_t)), 0};
+    int *idx = malloc(2 * (size_t)nu * sizeof(int));
+    ps->stage_delta = calloc((size_t)nu, sizeof(float *));
+    ps->stage_act = calloc((size_t)nu, sizeof(float *));
+    ps->stage_ids = calloc((size_t)nu, sizeof(int32_t *));
+    ps->seed_buf = malloc((size_t)td_shape_numel(td_node_shape(f)) * sizeof(float));
+    struct td_binding *bind = malloc(2 * (size_t)nu * sizeof(*bind));
+    if (!ys || !cts || !o.node || !o.buf || !o.bytes || !idx || !ps->stage_delta ||
+        !ps->stage_act || !ps->stage_ids || !ps->seed_buf || !bind) {
+        st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nu; i++) ys[i] = ps->rs.uses[i].y;
+    if (td_vjp(g, f, ps->seed, ys, nu, cts) != TD_OK) {
+        st = graph_err(g, "structured passes", err, errlen);
+        goto done;
+    }
+    for (int i = 0; i < nu && st == TD_OK; i++) {
+        struct td_node *a = ps->rs.uses[i].a;
+        if (ps->copies > 1) a = td_slice(g, a, 0, 0, (int)ps->tile);
+        idx[2 * i] = a ? out_index(&o, cts[i]) : -1;
+        idx[2 * i + 1] = idx[2 * i] >= 0 ? out_index(&o, a) : -1;
+        if (idx[2 * i + 1] < 0) st = graph_err(g, "structured passes", err, errlen);
+    }
+    if (st != TD_OK) goto done;
+    for (int i = 0; i < o.n; i++) bind[i] = (struct td_binding){o.node[i], o.buf[i]};
+    struct td_compile_options co = {
+        .num_threads = ps->num_threads, .bindings = bind, .n_bindings = o.n};
+    ps->rep_plan = td_compile(g, o.node, o.n, &co);
+    if (!ps->rep_plan) {
+        st = graph_err(g, "structured passes", err, errlen);
+        goto done;
+    }
+    for (int i = 0; i < nu; i++) {
+        ps->stage_delta[i] = o.buf[idx[2 * i]];
+        if (ps->rs.uses[i].kind == TD_USE_EMBEDDING)
+            ps->stage_ids[i] = (int32_t *)o.buf[idx[2 * i + 1]];
+        else
+            ps->stage_act[i] = o.buf[idx[2 * i + 1]];
+    }
+    /* The passes keep the buffers; ownership moves to the stage lists'
+     * owner below (freed through ps->stage_all). */
+done:
+    if (st != TD_OK)
+        for (int i = 0; i < o.n; i++) free(o.buf[i]);
+    else
+        ps->stage_all = o.buf, ps->n_stage = o.n, o.buf = NULL;
+    free(ys), free(cts), free(o.node), free(o.buf), free(o.bytes), free(idx), free(bind);
+    return st;
+}
+
+static enum td_status init_rows(struct td_ntk_passes *ps, const struct td_tangent_model *m,
+                                const struct td_ntk_structure *s, const struct td_tinst *probe,
+                                char *err, size_t errlen)
+{
+    const struct td_params *pp = td_graph_params(probe->g);
+    const char **names = malloc((size_t)s->n_fallback * sizeof(char *));
+    if (!names) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    for (int i = 0; i < s->n_fallback; i++) names[i] = pp->info[s->fallback[i]].name;
+    struct td_param_select sel = {names, s->n_fallback};
+    enum td_status st = td_tinst_init(&ps->one, m, 1, &sel, err, errlen);
+    free(names);
+    if (st != TD_OK) return st;
+    struct td_graph *g = ps->one.g;
+    const struct td_params *p = td_graph_params(g);
+    int nf = ps->one.n_sel;
+    struct td_node *f = ps->one.net.output;
+    struct td_node **wrt = malloc((size_t)nf * sizeof(*wrt)),
+                   **grads = malloc((size_t)nf * sizeof(*grads));
+    struct td_binding *bind = malloc((size_t)nf * sizeof(*bind));
+    ps->row = malloc(ps->one.sel_total * sizeof(float) + 64);
+    ps->seed1_buf = malloc((size_t)ps->K * sizeof(float));
+    if (!wrt || !grads || !bind || !ps->row || !ps->seed1_buf) {
+        st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+        goto done;
+    }
+    ps->seed1 = td_input(g, "ntk_seed1", *td_node_shape(f), TD_F32);
+    for (int i = 0; i < nf; i++) wrt[i] = p->info[ps->one.sel[i]].node;
+    if (td_vjp(g, f, ps->seed1, wrt, nf, grads) != TD_OK) {
+        st = graph_err(g, "Jacobian rows", err, errlen);
+        goto done;
+    }
+    size_t off = 0;
+    for (int i = 0; i < nf; i++) {
+        bind[i] = (struct td_binding){grads[i], ps->row + off};
+        off += p->info[ps->one.sel[i]].numel;
+    }
+    struct td_compile_options co = {
+        .num_threads = ps->num_threads, .bindings = bind, .n_bindings = nf};
+    ps->row_plan = td_compile(g, grads, nf, &co);
+    if (!ps->row_plan) st = graph_err(g, "Jacobian rows", err, errlen);
+done:
+    free(wrt), free(grads), free(bind);
+    return st;
+}
+
+enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tangent_model *m,
+                                  const struct td_param_select *sel, const struct td_tinst *probe,
+                                  const struct td_ntk_structure *s, int64_t K, int64_t tile,
+                                  int64_t copies, int num_threads, char *err, size_t errlen)
+{
+    memset(ps, 0, sizeof(*ps));
+    ps->K = K;
+    ps->tile = tile;
+    ps->copies = copies;
+    ps->num_threads = num_threads;
+    enum td_status st = TD_OK;
+    if (s->n_uses > 0) st = init_replicated(ps, m, sel, s, err, errlen);
+    if (st == TD_OK && s->n_fallback > 0) {
+        st = init_rows(ps, m, s, probe, err, errlen);
+        if (st == TD_OK && ps->one.sel_total != s->fallback_elems)
+            st = td_io_errf(TD_ERR_ARG, err, errlen,
+                            "the model's parameters differ between batch sizes");
+    }
+    return st;
+}
+
+void td_ntk_passes_free(struct td_ntk_passes *ps)
+{
+    td_plan_free(ps->rep_plan);
+    td_plan_free(ps->row_plan);
+    for (int i = 0; i < ps->n_stage; i++) free(ps->stage_all[i]);
+    free(ps->stage_all);
+    free(ps->stage_delta), free(ps->stage_act), free(ps->stage_ids);
+    free(ps->row), free(ps->seed_buf), free(ps->seed1_buf);
+    td_ntk_structure_free(&ps->rs);
+    if (ps->rep.g) td_tinst_free(&ps->rep);
+    if (ps->one.g) td_tinst_free(&ps->one);
+    memset(ps, 0, sizeof(*ps));
+}
+
+/* E row of sample n, output k: the per-sample gradient of use u,
+ *   dense:     G [out, in] = sum_t delta_t a_t^T, then sum_t delta_t (bias)
+ *   embedding: G [V, d], row ids_t gets delta_t
+ * delta [R, out], a [R, in] or ids [R]. */
+static void form_gradient(const struct td_ntk_use *u, const float *delta, const float *a,
+                          const int32_t *ids, float *e)
+{
+    const int64_t R = u->R, in = u->in, out = u->out;
+    memset(e, 0, u->width * sizeof(float));
+    if (u->kind == TD_USE_EMBEDDING) {
+        for (int64_t t = 0; t < R; t++) {
+            if (ids[t] < 0 || ids[t] >= in) continue; /* the forward pass rejected it already */
+            float *row = e + (int64_t)ids[t] * out;
+            for (int64_t j = 0; j < out; j++) row[j] += delta[t * out + j];
+        }
+        return;
+    }
+    float *bias = e + (u->w_param >= 0 ? out * in : 0);
+    for (int64_t t = 0; t < R; t++) {
+        const float *d = delta + t * out, *x = a + t * in;
+        if (u->w_param >= 0)
+            for (int64_t o = 0; o < out; o++) {
+                float *row = e + o * in;
+                const float s = d[o];
+                for (int64_t i = 0; i < in; i++) row[i] += s * x[i];
+            }
+        if (u->b_param >= 0)
+            for (int64_t o = 0; o < out; o++) bias[o] += d[o];
+    }
+}
+
+static enum td_status run_replicated(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
+                                     const struct td_tangent_data *x, int64_t first, int64_t count,
+                                     struct td_ntk_side *d, char *err, size_t errlen)
+{
+    const int64_t K = ps->K, tile = ps->tile, copies = ps->copies;
+    const struct td_feed *in = td_tinst_feed(&ps->rep, x, first, count, (int)copies);
+    struct td_feed feeds[TD_TANGENT_MAX_INPUTS + 1];
+    int nf = ps->rep.net.n_inputs;
+    memcpy(feeds, in, (size_t)nf * sizeof(*feeds));
+    feeds[nf++] = (struct td_feed){ps->seed, ps->seed_buf};
+    const size_t seed_n = (size_t)(copies * tile * K);
+    for (int64_t k0 = 0; k0 < K; k0 += copies) {
+        memset(ps->seed_buf, 0, seed_n * sizeof(float));
+        for (int64_t j = 0; j < copies && k0 + j < K; j++)
+            for (int64_t n = 0; n < tile; n++) ps->seed_buf[(j * tile + n) * K + k0 + j] = 1.0f;
+        if (td_run(ps->rep_plan, feeds, nf) != TD_OK)
+            return td_io_errf(TD_ERR_BACKEND, err, errlen, "structured pass: %s",
+                              td_plan_error(ps->rep_plan));
+        const int64_t nk = (K - k0 < copies ? K - k0 : copies) * count;
+#pragma omp parallel for schedule(static) num_threads(ps->num_threads > 0 ? ps->num_threads : 1)
+        for (int64_t jn = 0; jn < nk; jn++) {
+            const int64_t j = jn / count, n = jn % count, k = k0 + j;
+            for (int i = 0; i < s->n_uses; i++) {
+                const struct td_ntk_use *u = &s->uses[i];
+                const int64_t drow = u->R * u->out;
+                const float *delta = ps->stage_delta[i] + (j * tile + n) * drow;
+                if (u->route == TD_ROUTE_FACTORED) {
+                    memcpy(d->delta[i] + (n * K + k) * drow, delta, (size_t)drow * sizeof(float));
+                    if (j == 0)
+                        memcpy(d->act[i] + n * u->R * u->in, ps->stage_act[i] + n * u->R * u->in,
+                               (size_t)(u->R * u->in) * sizeof(float));
+                } else {
+                    const float *a =
+                        u->kind == TD_USE_DENSE ? ps->stage_act[i] + n * u->R * u->in : NULL;
+                    const int32_t *ids =
+                        u->kind == TD_USE_EMBEDDING ? ps->stage_ids[i] + n * u->R : NULL;
+                    form_gradient(u, delta, a, ids, d->E + (size_t)(n * K + k) * s->width + u->col);
+                }
+            }
+        }
+    }
+    return TD_OK;
+}
+
+static enum td_status run_rows(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
+                               const struct td_tangent_data *x, int64_t first, int64_t count,
+                               struct td_ntk_side *d, char *err, size_t errlen)
+{
+    const int64_t K = ps->K;
+    struct td_feed feeds[TD_TANGENT_MAX_INPUTS + 1];
+    int nf = ps->one.net.n_inputs;
+    for (int64_t n = 0; n < count; n++) {
+        memcpy(feeds, td_tinst_feed(&ps->one, x, first + n, 1, 1), (size_t)nf * sizeof(*feeds));
+        feeds[nf] = (struct td_feed){ps->seed1, ps->seed1_buf};
+        for (int64_t k = 0; k < K; k++) {
+            memset(ps->seed1_buf, 0, (size_t)K * sizeof(float));
+            ps->seed1_buf[k] = 1.0f;
+            if (td_run(ps->row_plan, feeds, nf + 1) != TD_OK)
+                return td_io_errf(TD_ERR_BACKEND, err, errlen, "Jacobian row: %s",
+                                  td_plan_error(ps->row_plan));
+            memcpy(d->E + (size_t)(n * K + k) * s->width + s->fallback_col, ps->row,
+                   s->fallback_elems * sizeof(float));
+        }
+    }
+    return TD_OK;
+}
+
+enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
+                                 const struct td_tangent_data *x, int64_t first, int64_t count,
+                                 struct td_ntk_side *d, char *err, size_t errlen)
+{
+    d->count = count;
+    enum td_status st = TD_OK;
+    if (ps->rep_plan) st = run_replicated(ps, s, x, first, count, d, err, errlen);
+    if (st == TD_OK && ps->row_plan) st = run_rows(ps, s, x, first, count, d, err, errlen);
+    return st;
+}
