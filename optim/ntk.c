@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "graph/autodiff.h"
 #include "io/ioutil.h"
 #include "optim/ntk_cost.h"
@@ -488,9 +489,9 @@ enum td_status td_ntk_compute(const struct td_tangent_model *m, const struct td_
         r.K = s->K;
         r.b = p.tile[p.method];
         int64_t e = acc_elems(&r, r.b, r.b);
-        r.acc = malloc((size_t)e * sizeof(double));
-        r.tile = malloc((size_t)e * sizeof(float));
-        r.mirror = malloc((size_t)e * sizeof(float));
+        r.acc = td_alloc_large((size_t)e * sizeof(double));
+        r.tile = td_alloc_large((size_t)e * sizeof(float));
+        r.mirror = td_alloc_large((size_t)e * sizeof(float));
         const int64_t t1 = (s->n1 + r.b - 1) / r.b, t2 = (s->n2 + r.b - 1) / r.b;
         r.total = s->diagonal ? t1 : s->symmetric ? t1 * (t1 + 1) / 2 : t1 * t2;
         if (!r.acc || !r.tile || !r.mirror)

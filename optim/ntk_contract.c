@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "optim/gemm.h"
 #include "optim/ntk_impl.h"
 
@@ -33,8 +34,8 @@ static int factored_full(const struct td_ntk_use *u, int64_t K, const struct td_
     const int64_t ni = a->count, nj = b->count, R = u->R, ld = nj * K;
     const int64_t dr = ni * K * R, dc = nj * K * R;
     const double bias = u->b_param >= 0 ? 1.0 : 0.0;
-    float *D = malloc((size_t)(dr * dc) * sizeof(float));
-    float *A = malloc((size_t)(ni * R * nj * R) * sizeof(float));
+    float *D = td_alloc_large((size_t)(dr * dc) * sizeof(float));
+    float *A = td_alloc_large((size_t)(ni * R * nj * R) * sizeof(float));
     if (!D || !A) {
         free(D), free(A);
         return -1;
@@ -69,10 +70,10 @@ static int factored_trace(const struct td_ntk_use *u, int64_t K, const struct td
 {
     const int64_t ni = a->count, nj = b->count, R = u->R, w = K * u->out;
     const double bias = u->b_param >= 0 ? 1.0 : 0.0;
-    float *D = malloc((size_t)(ni * R * nj * R) * sizeof(float));
-    float *A = malloc((size_t)(ni * R * nj * R) * sizeof(float));
-    float *ta = R > 1 ? malloc((size_t)(ni * R * w) * sizeof(float)) : NULL;
-    float *tb = R > 1 ? malloc((size_t)(nj * R * w) * sizeof(float)) : NULL;
+    float *D = td_alloc_large((size_t)(ni * R * nj * R) * sizeof(float));
+    float *A = td_alloc_large((size_t)(ni * R * nj * R) * sizeof(float));
+    float *ta = R > 1 ? td_alloc_large((size_t)(ni * R * w) * sizeof(float)) : NULL;
+    float *tb = R > 1 ? td_alloc_large((size_t)(nj * R * w) * sizeof(float)) : NULL;
     if (!D || !A || (R > 1 && (!ta || !tb))) {
         free(D), free(A), free(ta), free(tb);
         return -1;

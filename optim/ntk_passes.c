@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "graph/autodiff.h"
 #include "graph/node.h"
 #include "io/ioutil.h"
@@ -49,7 +50,7 @@ static int out_index(struct outs *o, struct td_node *n)
         if (o->node[i] == n) return i;
     o->node[o->n] = n;
     o->bytes[o->n] = td_node_bytes(n);
-    o->buf[o->n] = malloc(o->bytes[o->n] ? o->bytes[o->n] : 1);
+    o->buf[o->n] = td_alloc_large(o->bytes[o->n]);
     return o->buf[o->n] ? o->n++ : -1;
 }
 
@@ -84,7 +85,7 @@ static enum td_status init_replicated(struct td_ntk_passes *ps, const struct td_
     ps->stage_delta = calloc((size_t)nu, sizeof(float *));
     ps->stage_act = calloc((size_t)nu, sizeof(float *));
     ps->stage_ids = calloc((size_t)nu, sizeof(int32_t *));
-    ps->seed_buf = malloc((size_t)td_shape_numel(td_node_shape(f)) * sizeof(float));
+    ps->seed_buf = td_alloc_large((size_t)td_shape_numel(td_node_shape(f)) * sizeof(float));
     struct td_binding *bind = malloc(2 * (size_t)nu * sizeof(*bind));
     if (!ys || !cts || !o.node || !o.buf || !o.bytes || !idx || !ps->stage_delta ||
         !ps->stage_act || !ps->stage_ids || !ps->seed_buf || !bind) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "graph/node.h"
 #include "optim/ntk_impl.h"
 
@@ -261,12 +262,13 @@ enum td_status td_ntk_side_alloc(struct td_ntk_side *d, const struct td_ntk_stru
     for (int i = 0; i < s->n_uses; i++) {
         const struct td_ntk_use *u = &s->uses[i];
         if (u->route != TD_ROUTE_FACTORED) continue;
-        d->delta[i] = malloc((size_t)cap * (size_t)K * (size_t)(u->R * u->out) * sizeof(float));
-        d->act[i] = malloc((size_t)cap * (size_t)(u->R * u->in) * sizeof(float));
+        d->delta[i] =
+            td_alloc_large((size_t)cap * (size_t)K * (size_t)(u->R * u->out) * sizeof(float));
+        d->act[i] = td_alloc_large((size_t)cap * (size_t)(u->R * u->in) * sizeof(float));
         if (!d->delta[i] || !d->act[i]) return TD_ERR_NOMEM;
     }
     if (s->width) {
-        d->E = malloc((size_t)cap * (size_t)K * s->width * sizeof(float));
+        d->E = td_alloc_large((size_t)cap * (size_t)K * s->width * sizeof(float));
         if (!d->E) return TD_ERR_NOMEM;
     }
     return TD_OK;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "graph/node.h"
 #include "io/ioutil.h"
 
@@ -128,7 +129,7 @@ enum td_status td_tinst_init(struct td_tinst *t, const struct td_tangent_model *
     if (st == TD_OK && m->values) st = copy_values(t, m->values, err, errlen);
     if (st == TD_OK) st = resolve_selection(t, sel, err, errlen);
     for (int i = 0; i < t->net.n_inputs && st == TD_OK; i++) {
-        t->stage[i] = malloc(t->sample_bytes[i] * (size_t)batch);
+        t->stage[i] = td_alloc_large(t->sample_bytes[i] * (size_t)batch);
         if (!t->stage[i]) st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     }
     return st;

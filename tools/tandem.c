@@ -12,6 +12,7 @@ static const char usage[] =
     "  sample    generate text from a text model's weights\n"
     "  inspect   print a model's graph, parameters and planned memory; write DOT\n"
     "  check     check gradient and Hessian-vector product against finite differences\n"
+    "  ntk       the empirical neural tangent kernel of a model on samples of its data\n"
     "  version   print the version\n"
     "`tandem <command> --help` describes each command's options.\n";
 
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "inspect")) return td_cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return td_cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "sample")) return td_cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ntk")) return td_cmd_ntk(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tandem %s\n", TD_VERSION);
         return 0;
