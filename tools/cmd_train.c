@@ -214,7 +214,7 @@ static int train(const struct train_flags *f)
         printf("  resumed from %s at step %lld\n", f->resume, (long long)td_trainer_step(t));
     fflush(stdout);
     struct progress pr = {isatty(fileno(stderr)), s.src.item_name, s.desc.kind == TD_DATA_TEXT};
-    struct td_train_callbacks cb = {&pr, on_progress, on_evaluated};
+    struct td_train_callbacks cb = {.ctx = &pr, .progress = on_progress, .evaluated = on_evaluated};
     double t0 = td_cli_now();
     st = td_trainer_run(t, &cb, err, sizeof(err));
     if (st != TD_OK) {
