@@ -100,9 +100,9 @@ static int run(struct ntk_flags *f)
     memset(&ts, 0, sizeof(ts));
     if (st == TD_OK) st = td_tangent_setup_init(&ts, &f->sc, f->weights, err, sizeof(err));
     int sep = f->n2 > 0 || f->from2 || f->offset2 >= 0;
-    if (st == TD_OK) st = td_samples_pick(&ts, f->from, f->offset, f->n, &x1, err, sizeof(err));
+    if (st == TD_OK) st = td_samples_pick(&ts.s, f->from, f->offset, f->n, &x1, err, sizeof(err));
     if (st == TD_OK && sep)
-        st = td_samples_pick(&ts, f->from2 ? f->from2 : f->from,
+        st = td_samples_pick(&ts.s, f->from2 ? f->from2 : f->from,
                              f->offset2 >= 0 ? f->offset2 : f->offset, f->n2 > 0 ? f->n2 : f->n,
                              &x2, err, sizeof(err));
     struct td_ntk_options o = {

@@ -8,6 +8,13 @@
 #include "io/text.h"
 #include "io/weights.h"
 
+/* Bytes of one sample of a batch-first input. */
+static size_t sample_bytes(const struct td_node *n)
+{
+    const struct td_shape *s = td_node_shape(n);
+    return (size_t)(td_shape_numel(s) / s->dim[0]) * td_dtype_size(td_node_dtype(n));
+}
+
 enum td_status td_zoo_build(void *ctx, struct td_graph *g, int64_t batch,
                             struct td_tangent_net *net)
 {
@@ -68,11 +75,10 @@ void td_tangent_setup_free(struct td_tangent_setup *t)
     memset(t, 0, sizeof(*t));
 }
 
-enum td_status td_samples_pick(const struct td_tangent_setup *t, const char *part, int64_t offset,
+enum td_status td_samples_pick(const struct td_setup *s, const char *part, int64_t offset,
                                int64_t n, struct td_samples *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    const struct td_setup *s = &t->s;
     int train = !strcmp(part, "train");
     if (!train && strcmp(part, "test"))
         return td_io_errf(TD_ERR_ARG, err, errlen, "unknown sample set '%s' (train or test)", part);
@@ -129,6 +135,50 @@ void td_samples_free(struct td_samples *s)
     free(s->owned_x);
     free(s->owned_y);
     memset(s, 0, sizeof(*s));
+}
+
+enum td_status td_samples_logits(const struct td_setup *s, const struct td_samples *x,
+                                 int num_threads, double *out, char *err, size_t errlen)
+{
+    const int64_t B = x->n < 1000 ? x->n : 1000;
+    struct td_graph *g = td_graph_new(td_graph_seed(s->g));
+    struct td_model m;
+    struct td_model_config mc = s->m.config;
+    mc.dropout = 0;
+    struct td_plan *plan = NULL;
+    unsigned char *buf = NULL;
+    enum td_status st = TD_OK;
+    if (!g || td_model_build(s->info, g, (int)B, &s->desc, &mc, &m) != TD_OK) {
+        st = td_io_errf(TD_ERR_ARG, err, errlen, "outputs: %s",
+                        g ? td_graph_error(g) : "out of memory");
+    } else {
+        const struct td_params *from = td_graph_params(s->g);
+        memcpy(td_graph_params(g)->value, from->value, from->total * sizeof(float));
+        struct td_compile_options co = {.num_threads = num_threads};
+        plan = td_compile(g, &m.logits, 1, &co);
+        if (!plan) st = td_io_errf(TD_ERR_ARG, err, errlen, "outputs: %s", td_graph_error(g));
+    }
+    const size_t sb = st == TD_OK ? sample_bytes(m.x) : 0;
+    if (st == TD_OK && !(buf = malloc(sb * (size_t)B)))
+        st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    const int64_t K = st == TD_OK ? td_shape_numel(td_node_shape(m.logits)) / B : 0;
+    for (int64_t at = 0; at < x->n && st == TD_OK; at += B) {
+        int64_t rows = x->n - at < B ? x->n - at : B;
+        const unsigned char *src = (const unsigned char *)x->data.x[0] + (size_t)at * sb;
+        memcpy(buf, src, (size_t)rows * sb);
+        for (int64_t r = rows; r < B; r++) memcpy(buf + (size_t)r * sb, src, sb);
+        struct td_feed feed = {m.x, buf};
+        if (td_run(plan, &feed, 1) != TD_OK) {
+            st = td_io_errf(TD_ERR_BACKEND, err, errlen, "outputs: %s", td_plan_error(plan));
+            break;
+        }
+        const float *y = td_plan_output(plan, 0);
+        for (int64_t i = 0; i < rows * K; i++) out[at * K + i] = y[i];
+    }
+    free(buf);
+    td_plan_free(plan);
+    td_graph_free(g);
+    return st;
 }
 
 size_t td_parse_bytes(const char *s)

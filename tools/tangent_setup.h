@@ -54,9 +54,14 @@ struct td_samples {
 /* Errors (TD_ERR_ARG) before anything is allocated: an unknown part, a
  * part the data lacks, n < 1, or offset + n beyond the samples there are
  * ("--n 20000 from offset 0 needs 20000 test samples; there are 10000"). */
-enum td_status td_samples_pick(const struct td_tangent_setup *t, const char *part, int64_t offset,
+enum td_status td_samples_pick(const struct td_setup *s, const char *part, int64_t offset,
                                int64_t n, struct td_samples *out, char *err, size_t errlen);
 void td_samples_free(struct td_samples *s);
+
+/* The model's outputs on the samples at the values of s->g, as doubles
+ * [n, K] (K outputs per sample), computed in batches of up to 1000. */
+enum td_status td_samples_logits(const struct td_setup *s, const struct td_samples *x,
+                                 int num_threads, double *out, char *err, size_t errlen);
 
 /* "512M", "2G", "1.5G", "4096" (bytes) -> bytes; 0 when malformed. */
 size_t td_parse_bytes(const char *s);
