@@ -10,6 +10,9 @@
 #include "optim/optim_impl.h"
 #include "optim/reduce.h"
 
+/* Halvings of the step tried after lr d fails to lower the loss. */
+#define HF_BACKTRACKS 3
+
 /* Martens' stopping test on the quadratic's values q[0..i]. */
 static int stalled(const double *q, int i)
 {
@@ -95,23 +98,35 @@ static enum td_status hf_step(struct td_optim *o, struct td_params *p, float lr,
         memcpy(dprev, x, n * sizeof(float));
         return TD_OK;
     }
+    /* Try lr d, then halves of it, until the loss falls; the ratio of the
+     * full step adapts the damping. */
     memcpy(keep, p->value, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) p->value[i] += lr * x[i];
-    double l1 = NAN;
-    st = q->eval(q->ctx, &l1);
-    if (st != TD_OK) {
-        memcpy(p->value, keep, n * sizeof(float));
-        snprintf(o->err, sizeof(o->err), "%s: step %lld: evaluating the trial step failed",
-                 o->m->name, (long long)o->steps + 1);
-        return st;
+    double rho = NAN;
+    int accepted = 0;
+    for (int back = 0; back <= HF_BACKTRACKS && !accepted; back++) {
+        const float a = lr * ldexpf(1.0f, -back);
+        for (size_t i = 0; i < n; i++) p->value[i] = keep[i] + a * x[i];
+        double l1 = NAN;
+        st = q->eval(q->ctx, &l1);
+        if (st != TD_OK) {
+            memcpy(p->value, keep, n * sizeof(float));
+            snprintf(o->err, sizeof(o->err), "%s: step %lld: evaluating the trial step failed",
+                     o->m->name, (long long)o->steps + 1);
+            return st;
+        }
+        if (back == 0) rho = (l1 - q->loss) / model;
+        accepted = l1 < q->loss;
+        o->stats.alpha = a;
     }
-    const double rho = (l1 - q->loss) / model;
+    if (!accepted) {
+        memcpy(p->value, keep, n * sizeof(float));
+        o->stats.alpha = 0;
+    }
     o->stats.rho = rho;
     if (!(rho >= 0.25))
         lambda *= 1.5;
     else if (rho > 0.75)
         lambda /= 1.5;
-    if (!(l1 < q->loss)) memcpy(p->value, keep, n * sizeof(float));
     o->scalar[0] = lambda;
     memcpy(dprev, x, n * sizeof(float));
     return TD_OK;

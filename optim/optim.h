@@ -92,8 +92,10 @@
  *                batch loss at theta and L1 the loss at theta + lr d:
  *                  rho = (L1 - L0) / q(lr d);
  *                  rho < 1/4: lambda *= 1.5;  rho > 3/4: lambda /= 1.5
- *                  (Levenberg-Marquardt), and the step is kept when L1 < L0,
- *                else theta stays. lambda starts at `damping`.
+ *                  (Levenberg-Marquardt). theta moves to the first of
+ *                theta + lr d, + lr d / 2, / 4, / 8 whose loss is below L0
+ *                (stats.alpha: its length, 0 when none is and theta stays).
+ *                lambda starts at `damping`.
  *
  * Determinism: elementwise loops may run on several threads (every element
  * is independent), and every norm or dot product is summed in a fixed order
