@@ -2,7 +2,6 @@
 
 #include <cblas.h>
 #include <omp.h>
-#include <stdlib.h>
 
 /* Block edge: about 256, a multiple of the alignment. */
 static int64_t block_edge(int64_t align)
@@ -85,15 +84,22 @@ void td_gemm_nt(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd, 
     leave(nt, saved);
 }
 
-int td_gemm_nt_acc64(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd, const float *A,
-                     int64_t lda, const float *B, int64_t ldb, double alpha, double *C, int64_t ldc)
+size_t td_gemm_acc64_scratch(const struct td_gemm_opts *o, int64_t M, int64_t N)
 {
-    if (M <= 0 || N <= 0 || Kd <= 0) return 0;
     struct blocks b = plan_blocks(o, M, N);
     int nt = threads_of(o);
     if (nt > b.count) nt = (int)b.count;
-    float *tmp = malloc((size_t)nt * (size_t)(b.bm * b.bn) * sizeof(float));
-    if (!tmp) return -1;
+    return (size_t)nt * (size_t)(b.bm * b.bn);
+}
+
+void td_gemm_nt_acc64(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, double alpha,
+                      double *C, int64_t ldc, float *tmp)
+{
+    if (M <= 0 || N <= 0 || Kd <= 0) return;
+    struct blocks b = plan_blocks(o, M, N);
+    int nt = threads_of(o);
+    if (nt > b.count) nt = (int)b.count;
     int saved = enter(nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t idx = 0; idx < b.count; idx++) {
@@ -114,6 +120,4 @@ int td_gemm_nt_acc64(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t
         }
     }
     leave(nt, saved);
-    free(tmp);
-    return 0;
 }

@@ -7,6 +7,7 @@
 #ifndef TD_GEMM_H
 #define TD_GEMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* How a product is cut and run. */
@@ -26,11 +27,12 @@ void td_gemm_nt(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd, 
 /* C[M, N] (double, ldc) += alpha * A B^T, the inner dimension cut into chunks
  * of TD_GEMM_CHUNK summed in float by sgemm and added in double in chunk
  * order: long contractions (a Jacobian's 100,000 parameters) keep about
- * float's relative precision instead of losing sqrt(Kd) of it. Returns 0,
- * or -1 when out of memory (C untouched). */
+ * float's relative precision instead of losing sqrt(Kd) of it. scratch
+ * holds td_gemm_acc64_scratch(o, M, N) floats. */
 #define TD_GEMM_CHUNK 4096
-int td_gemm_nt_acc64(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd, const float *A,
-                     int64_t lda, const float *B, int64_t ldb, double alpha, double *C,
-                     int64_t ldc);
+size_t td_gemm_acc64_scratch(const struct td_gemm_opts *o, int64_t M, int64_t N);
+void td_gemm_nt_acc64(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, double alpha,
+                      double *C, int64_t ldc, float *scratch);
 
 #endif

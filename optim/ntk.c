@@ -37,7 +37,7 @@ struct ntk_plan {
     struct td_ntk_shape shape;
     struct td_tinst probe;
     struct td_ntk_structure st[4]; /* jacobian's and structured's */
-    int64_t tile[4], copies;
+    int64_t tile[4], seeds;
     double flops[4], bytes[4];
     enum td_ntk_method method;
     size_t budget;
@@ -92,10 +92,10 @@ static enum td_status pass_bytes(struct td_tinst *t, double *bytes, char *err, s
     return st;
 }
 
-/* The largest tile (and, for structured, replication) of method m within
- * the budget; 0 when even one sample does not fit. */
+/* The largest tile (and, for structured, backward passes per plan) of
+ * method m within the budget; 0 when even one sample does not fit. */
 static int64_t fit_tile(struct ntk_plan *p, const struct td_ntk_options *o, enum td_ntk_method m,
-                        int64_t *copies)
+                        int64_t *seeds)
 {
     const struct td_ntk_shape *s = &p->shape;
     int64_t nmax = s->diagonal || s->n2 < s->n1 ? s->n1 : s->n2;
@@ -105,11 +105,11 @@ static int64_t fit_tile(struct ntk_plan *p, const struct td_ntk_options *o, enum
         int64_t c = 1;
         if (m != TD_NTK_NTVP) td_ntk_choose_routes(st, s->K, b, s->trace, p->budget / 4);
         if (m == TD_NTK_STRUCTURED && st->n_uses > 0) {
-            c = s->K;
+            c = s->K < TD_NTK_MAX_SEEDS ? s->K : TD_NTK_MAX_SEEDS;
             while (c > 1 && td_ntk_cost_bytes(s, st, m, b, c) > (double)p->budget) c = (c + 1) / 2;
         }
         if (td_ntk_cost_bytes(s, st, m, b, c) <= (double)p->budget) {
-            if (copies) *copies = c;
+            if (seeds) *seeds = c;
             return b;
         }
         if (o->tile > 0 || b == 1) return 0;
@@ -168,16 +168,16 @@ static enum td_status plan_ntk(struct ntk_plan *p, const struct td_tangent_model
     if (st != TD_OK) return td_io_errf(st, err, errlen, "out of memory");
     st = pass_bytes(&p->probe, &s->pass_bytes_per_sample, err, errlen);
     if (st != TD_OK) return st;
-    int64_t copies = 1;
+    int64_t seeds = 1;
     for (int k = TD_NTK_JACOBIAN; k <= TD_NTK_STRUCTURED; k++) {
         int64_t c = 1;
         p->tile[k] = fit_tile(p, o, (enum td_ntk_method)k, &c);
         int64_t b = p->tile[k] ? p->tile[k] : 1;
         struct td_ntk_structure *sk = &p->st[k == TD_NTK_NTVP ? TD_NTK_JACOBIAN : k];
         if (k != TD_NTK_NTVP) td_ntk_choose_routes(sk, s->K, b, s->trace, p->budget / 4);
-        p->flops[k] = td_ntk_cost_flops(s, sk, (enum td_ntk_method)k, b);
+        p->flops[k] = td_ntk_cost_flops(s, sk, (enum td_ntk_method)k, b, c);
         p->bytes[k] = td_ntk_cost_bytes(s, sk, (enum td_ntk_method)k, b, c);
-        if (k == TD_NTK_STRUCTURED) copies = c;
+        if (k == TD_NTK_STRUCTURED) seeds = c;
     }
     p->method = o->method;
     if (p->method == TD_NTK_AUTO) {
@@ -199,7 +199,7 @@ static enum td_status plan_ntk(struct ntk_plan *p, const struct td_tangent_model
     /* Leave the chosen method's routes as planned for its tile. */
     if (p->method != TD_NTK_NTVP)
         td_ntk_choose_routes(&p->st[p->method], s->K, p->tile[p->method], s->trace, p->budget / 4);
-    p->copies = p->method == TD_NTK_STRUCTURED ? copies : 1;
+    p->seeds = p->method == TD_NTK_STRUCTURED ? seeds : 1;
     return TD_OK;
 }
 
@@ -265,14 +265,6 @@ static int64_t acc_elems(const struct run *r, int64_t ni, int64_t nj)
     return s->trace ? e : e * r->K * r->K;
 }
 
-/* Upper triangle from the lower one on a tile of the same samples. */
-static void symmetrize(struct run *r, int64_t n)
-{
-    const int64_t K = r->p->shape.trace ? 1 : r->K, ld = n * K;
-    for (int64_t i = 0; i < ld; i++)
-        for (int64_t j = i + 1; j < ld; j++) r->acc[i * ld + j] = r->acc[j * ld + i];
-}
-
 static enum td_status deliver(struct run *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
                               const float *data, char *err, size_t errlen)
 {
@@ -283,33 +275,43 @@ static enum td_status deliver(struct run *r, int64_t i0, int64_t ni, int64_t j0,
     return st;
 }
 
-/* Converts the accumulator to the output layout, hands it (and its mirror
- * image for a symmetric kernel below the diagonal) to the sink. */
-static enum td_status emit(struct run *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj, char *err,
-                           size_t errlen)
+/* Converts the accumulator to the output layout and hands it (and its
+ * mirror image for a symmetric kernel below the diagonal) to the sink.
+ * With `lower` (a tile of the same samples on both sides) only the lower
+ * triangle of the accumulator, in (sample, output) order, is read, which
+ * makes the tile exactly symmetric. Blocks of 64 keep the transposed reads
+ * in cache. */
+static enum td_status emit(struct run *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj, int lower,
+                           char *err, size_t errlen)
 {
     const struct td_ntk_shape *s = &r->p->shape;
-    const int64_t K = r->K, e = acc_elems(r, ni, nj);
-    if (s->diagonal || s->trace) {
+    const int64_t K = s->trace ? 1 : r->K, e = acc_elems(r, ni, nj);
+    if (s->diagonal) {
         for (int64_t i = 0; i < e; i++) r->tile[i] = (float)r->acc[i];
     } else {
-        /* [(n,k),(m,l)] -> [n][m][k][l] */
-        for (int64_t n = 0; n < ni; n++)
-            for (int64_t m = 0; m < nj; m++)
-                for (int64_t k = 0; k < K; k++)
-                    for (int64_t l = 0; l < K; l++)
-                        r->tile[((n * nj + m) * K + k) * K + l] =
-                            (float)r->acc[(n * K + k) * (nj * K) + m * K + l];
+        /* acc [(n,k),(m,l)] -> tile [n][m][k][l] */
+        const int64_t rows = ni * K, cols = nj * K;
+#pragma omp parallel for schedule(static) num_threads(r->o->num_threads > 0 ? r->o->num_threads : 1)
+        for (int64_t bi = 0; bi < rows; bi += 64)
+            for (int64_t bj = 0; bj < cols; bj += 64)
+                for (int64_t i = bi; i < rows && i < bi + 64; i++) {
+                    const int64_t n = i / K, k = i % K;
+                    for (int64_t j = bj; j < cols && j < bj + 64; j++) {
+                        const double v =
+                            lower && j > i ? r->acc[j * cols + i] : r->acc[i * cols + j];
+                        r->tile[((n * nj + j / K) * K + k) * K + j % K] = (float)v;
+                    }
+                }
     }
     enum td_status st = deliver(r, i0, ni, j0, nj, r->tile, err, errlen);
     if (st != TD_OK || s->diagonal || !s->symmetric || i0 == j0) return st;
-    const int64_t kk = s->trace ? 1 : K * K;
+    const int64_t kk = K * K;
     for (int64_t n = 0; n < ni; n++)
         for (int64_t m = 0; m < nj; m++)
-            for (int64_t k = 0; k < (s->trace ? 1 : K); k++)
-                for (int64_t l = 0; l < (s->trace ? 1 : K); l++)
-                    r->mirror[(m * ni + n) * kk + (s->trace ? 0 : l * K + k)] =
-                        r->tile[(n * nj + m) * kk + (s->trace ? 0 : k * K + l)];
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t l = 0; l < K; l++)
+                    r->mirror[(m * ni + n) * kk + l * K + k] =
+                        r->tile[(n * nj + m) * kk + k * K + l];
     return deliver(r, j0, nj, i0, ni, r->mirror, err, errlen);
 }
 
@@ -338,8 +340,10 @@ static enum td_status rows_method(struct run *r, const struct td_tangent_model *
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
     struct side_cache cache = {0};
+    struct td_ntk_work work;
+    memset(&work, 0, sizeof(work));
     enum td_status rc = td_ntk_passes_init(&ps, m, &r->o->params, &p->probe, st, r->K, r->b,
-                                           p->copies, nt, err, errlen);
+                                           p->seeds, nt, err, errlen);
     if (rc == TD_OK && (td_ntk_side_alloc(&a, st, r->K, r->b) != TD_OK ||
                         td_ntk_side_alloc(&b, st, r->K, r->b) != TD_OK))
         rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
@@ -364,7 +368,7 @@ static enum td_status rows_method(struct run *r, const struct td_tangent_model *
             memset(r->acc, 0, (size_t)acc_elems(r, ni, ni) * sizeof(double));
             if (rc == TD_OK && td_ntk_contract_diag(st, r->K, &a, bs, s->trace, nt, r->acc))
                 rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
-            if (rc == TD_OK) rc = emit(r, i0, ni, i0, ni, err, errlen);
+            if (rc == TD_OK) rc = emit(r, i0, ni, i0, ni, 0, err, errlen);
             progress(r);
             continue;
         }
@@ -389,17 +393,17 @@ static enum td_status rows_method(struct run *r, const struct td_tangent_model *
             if (rc != TD_OK) break;
             const int lower = s->symmetric && J == I;
             memset(r->acc, 0, (size_t)acc_elems(r, ni, nj) * sizeof(double));
-            if (td_ntk_contract(st, r->K, &a, bs, s->trace, lower, nt, r->acc)) {
+            if (td_ntk_contract(st, r->K, &a, bs, s->trace, lower, nt, &work, r->acc)) {
                 rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
                 break;
             }
-            if (lower) symmetrize(r, ni);
-            rc = emit(r, i0, ni, j0, nj, err, errlen);
+            rc = emit(r, i0, ni, j0, nj, lower, err, errlen);
             progress(r);
         }
     }
     for (int64_t J = 0; J < cache.n; J++) td_ntk_side_free(&cache.side[J], st);
     free(cache.side), free(cache.ready);
+    td_ntk_work_free(&work);
     td_ntk_side_free(&a, st);
     td_ntk_side_free(&b, st);
     td_ntk_passes_free(&ps);
@@ -465,8 +469,8 @@ static enum td_status ntvp_method(struct run *r, const struct td_tangent_model *
             const int64_t j0 = J * r->b, nj = s->n2 - j0 < r->b ? s->n2 - j0 : r->b;
             memset(r->acc, 0, (size_t)acc_elems(r, ni, nj) * sizeof(double));
             rc = ntvp_pair(r, &c, seed, i0, ni, j0, nj, err, errlen);
-            if (rc == TD_OK && s->symmetric && !s->diagonal && I == J) symmetrize(r, ni);
-            if (rc == TD_OK) rc = emit(r, i0, ni, j0, nj, err, errlen);
+            const int lower = s->symmetric && !s->diagonal && I == J;
+            if (rc == TD_OK) rc = emit(r, i0, ni, j0, nj, lower, err, errlen);
             progress(r);
         }
     }
@@ -491,10 +495,12 @@ enum td_status td_ntk_compute(const struct td_tangent_model *m, const struct td_
         int64_t e = acc_elems(&r, r.b, r.b);
         r.acc = td_alloc_large((size_t)e * sizeof(double));
         r.tile = td_alloc_large((size_t)e * sizeof(float));
-        r.mirror = td_alloc_large((size_t)e * sizeof(float));
         const int64_t t1 = (s->n1 + r.b - 1) / r.b, t2 = (s->n2 + r.b - 1) / r.b;
+        /* Mirror images exist only below the diagonal of a symmetric kernel. */
+        if (s->symmetric && !s->diagonal && t1 > 1)
+            r.mirror = td_alloc_large((size_t)e * sizeof(float));
         r.total = s->diagonal ? t1 : s->symmetric ? t1 * (t1 + 1) / 2 : t1 * t2;
-        if (!r.acc || !r.tile || !r.mirror)
+        if (!r.acc || !r.tile || (s->symmetric && !s->diagonal && t1 > 1 && !r.mirror))
             rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory for a tile of %lld samples",
                             (long long)r.b);
     }

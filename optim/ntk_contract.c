@@ -3,13 +3,32 @@
  *   factored uses      Theta_{(n,k),(m,l)} += sum_{t,s} (delta^k_{n,t} . delta^l_{m,s})
  *                                                   (a_{n,t} . a_{m,s} + [bias])
  * Products are float GEMMs (optim/gemm.h); sums over uses, positions and
- * chunks of long inner dimensions are double. */
+ * chunks of long inner dimensions are double. Scratch comes from a
+ * workspace kept across tile pairs: fresh memory costs a page fault per
+ * page on its first touch, more than the arithmetic here. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph/memory.h"
 #include "optim/gemm.h"
 #include "optim/ntk_impl.h"
+
+enum { W_D, W_A, W_TA, W_TB, W_GEMM };
+
+static float *work_get(struct td_ntk_work *w, int slot, size_t floats)
+{
+    if (w->cap[slot] >= floats) return w->buf[slot];
+    free(w->buf[slot]);
+    w->buf[slot] = td_alloc_large(floats * sizeof(float));
+    w->cap[slot] = w->buf[slot] ? floats : 0;
+    return w->buf[slot];
+}
+
+void td_ntk_work_free(struct td_ntk_work *w)
+{
+    for (int i = 0; i < TD_NTK_WORK_SLOTS; i++) free(w->buf[i]);
+    memset(w, 0, sizeof(*w));
+}
 
 static int threads(int nt)
 {
@@ -28,24 +47,45 @@ static void positions_first(const float *d, int64_t rows, int64_t K, int64_t R, 
                        (size_t)out * sizeof(float));
 }
 
+/* A = a a'^T [ni R, nj R] of a factored use, or zeros for a bias alone. */
+static void activations(const struct td_ntk_use *u, const struct td_ntk_side *a,
+                        const struct td_ntk_side *b, int i, int lower, int nt, float *A)
+{
+    const int64_t R = u->R, ni = a->count, nj = b->count;
+    struct td_gemm_opts o = {threads(nt), R, lower};
+    if (u->w_param >= 0)
+        td_gemm_nt(&o, ni * R, nj * R, u->in, a->act[i], u->in, b->act[i], u->in, A, nj * R);
+    else
+        memset(A, 0, (size_t)(ni * R * nj * R) * sizeof(float));
+}
+
 static int factored_full(const struct td_ntk_use *u, int64_t K, const struct td_ntk_side *a,
-                         const struct td_ntk_side *b, int i, int lower, int nt, double *acc)
+                         const struct td_ntk_side *b, int i, int lower, int nt,
+                         struct td_ntk_work *w, double *acc)
 {
     const int64_t ni = a->count, nj = b->count, R = u->R, ld = nj * K;
     const int64_t dr = ni * K * R, dc = nj * K * R;
-    const double bias = u->b_param >= 0 ? 1.0 : 0.0;
-    float *D = td_alloc_large((size_t)(dr * dc) * sizeof(float));
-    float *A = td_alloc_large((size_t)(ni * R * nj * R) * sizeof(float));
-    if (!D || !A) {
-        free(D), free(A);
-        return -1;
-    }
-    struct td_gemm_opts od = {threads(nt), K * R, lower}, oa = {threads(nt), R, lower};
+    const float bias = u->b_param >= 0 ? 1.0f : 0.0f;
+    float *D = work_get(w, W_D, (size_t)(dr * dc));
+    float *A = work_get(w, W_A, (size_t)(ni * R * nj * R));
+    if (!D || !A) return -1;
+    struct td_gemm_opts od = {threads(nt), K * R, lower};
     td_gemm_nt(&od, dr, dc, u->out, a->delta[i], u->out, b->delta[i], u->out, D, dc);
-    if (u->w_param >= 0)
-        td_gemm_nt(&oa, ni * R, nj * R, u->in, a->act[i], u->in, b->act[i], u->in, A, nj * R);
-    else
-        memset(A, 0, (size_t)(ni * R * nj * R) * sizeof(float));
+    activations(u, a, b, i, lower, nt, A);
+    if (R == 1) {
+        /* One position: row (n, k) of the kernel is D's row times a_n . a_m + 1. */
+#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+        for (int64_t nk = 0; nk < ni * K; nk++) {
+            const int64_t n = nk / K, mmax = lower ? n + 1 : nj;
+            double *row = acc + nk * ld;
+            const float *drow = D + nk * dc, *arow = A + n * nj;
+            for (int64_t m = 0; m < mmax; m++) {
+                const double s = (double)arow[m] + bias;
+                for (int64_t l = 0; l < K; l++) row[m * K + l] += (double)drow[m * K + l] * s;
+            }
+        }
+        return 0;
+    }
 #pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
     for (int64_t nk = 0; nk < ni * K; nk++) {
         const int64_t n = nk / K, k = nk % K, mmax = lower ? n + 1 : nj;
@@ -61,35 +101,30 @@ static int factored_full(const struct td_ntk_use *u, int64_t K, const struct td_
                 row[m * K + l] += s;
             }
     }
-    free(D), free(A);
     return 0;
 }
 
 static int factored_trace(const struct td_ntk_use *u, int64_t K, const struct td_ntk_side *a,
-                          const struct td_ntk_side *b, int i, int lower, int nt, double *acc)
+                          const struct td_ntk_side *b, int i, int lower, int nt,
+                          struct td_ntk_work *w, double *acc)
 {
-    const int64_t ni = a->count, nj = b->count, R = u->R, w = K * u->out;
+    const int64_t ni = a->count, nj = b->count, R = u->R, wd = K * u->out;
     const double bias = u->b_param >= 0 ? 1.0 : 0.0;
-    float *D = td_alloc_large((size_t)(ni * R * nj * R) * sizeof(float));
-    float *A = td_alloc_large((size_t)(ni * R * nj * R) * sizeof(float));
-    float *ta = R > 1 ? td_alloc_large((size_t)(ni * R * w) * sizeof(float)) : NULL;
-    float *tb = R > 1 ? td_alloc_large((size_t)(nj * R * w) * sizeof(float)) : NULL;
-    if (!D || !A || (R > 1 && (!ta || !tb))) {
-        free(D), free(A), free(ta), free(tb);
-        return -1;
-    }
+    float *D = work_get(w, W_D, (size_t)(ni * R * nj * R));
+    float *A = work_get(w, W_A, (size_t)(ni * R * nj * R));
     const float *da = a->delta[i], *db = b->delta[i];
+    if (!D || !A) return -1;
     if (R > 1) {
+        float *ta = work_get(w, W_TA, (size_t)(ni * R * wd));
+        float *tb = work_get(w, W_TB, (size_t)(nj * R * wd));
+        if (!ta || !tb) return -1;
         positions_first(da, ni, K, R, u->out, ta);
         positions_first(db, nj, K, R, u->out, tb);
         da = ta, db = tb;
     }
     struct td_gemm_opts o = {threads(nt), R, lower};
-    td_gemm_nt(&o, ni * R, nj * R, w, da, w, db, w, D, nj * R);
-    if (u->w_param >= 0)
-        td_gemm_nt(&o, ni * R, nj * R, u->in, a->act[i], u->in, b->act[i], u->in, A, nj * R);
-    else
-        memset(A, 0, (size_t)(ni * R * nj * R) * sizeof(float));
+    td_gemm_nt(&o, ni * R, nj * R, wd, da, wd, db, wd, D, nj * R);
+    activations(u, a, b, i, lower, nt, A);
 #pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
     for (int64_t n = 0; n < ni; n++) {
         const int64_t mmax = lower ? n + 1 : nj;
@@ -103,28 +138,27 @@ static int factored_trace(const struct td_ntk_use *u, int64_t K, const struct td
             acc[n * nj + m] += s;
         }
     }
-    free(D), free(A), free(ta), free(tb);
     return 0;
 }
 
 int td_ntk_contract(const struct td_ntk_structure *s, int64_t K, const struct td_ntk_side *a,
-                    const struct td_ntk_side *b, int trace, int lower, int num_threads, double *acc)
+                    const struct td_ntk_side *b, int trace, int lower, int num_threads,
+                    struct td_ntk_work *w, double *acc)
 {
     const int64_t ni = a->count, nj = b->count;
     if (s->width) {
         struct td_gemm_opts o = {threads(num_threads), trace ? 1 : K, lower};
-        int r =
-            trace ? td_gemm_nt_acc64(&o, ni, nj, K * (int64_t)s->width, a->E, K * (int64_t)s->width,
-                                     b->E, K * (int64_t)s->width, 1.0, acc, nj)
-                  : td_gemm_nt_acc64(&o, ni * K, nj * K, (int64_t)s->width, a->E, (int64_t)s->width,
-                                     b->E, (int64_t)s->width, 1.0, acc, nj * K);
-        if (r) return r;
+        const int64_t M = trace ? ni : ni * K, N = trace ? nj : nj * K;
+        const int64_t inner = trace ? K * (int64_t)s->width : (int64_t)s->width;
+        float *scratch = work_get(w, W_GEMM, td_gemm_acc64_scratch(&o, M, N));
+        if (!scratch) return -1;
+        td_gemm_nt_acc64(&o, M, N, inner, a->E, inner, b->E, inner, 1.0, acc, N, scratch);
     }
     for (int i = 0; i < s->n_uses; i++) {
         const struct td_ntk_use *u = &s->uses[i];
         if (u->route != TD_ROUTE_FACTORED) continue;
-        int r = trace ? factored_trace(u, K, a, b, i, lower, num_threads, acc)
-                      : factored_full(u, K, a, b, i, lower, num_threads, acc);
+        int r = trace ? factored_trace(u, K, a, b, i, lower, num_threads, w, acc)
+                      : factored_full(u, K, a, b, i, lower, num_threads, w, acc);
         if (r) return r;
     }
     return 0;

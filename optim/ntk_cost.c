@@ -39,7 +39,7 @@ static double tile_bytes(const struct td_ntk_shape *s, int64_t b)
 }
 
 double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
-                         enum td_ntk_method m, int64_t b)
+                         enum td_ntk_method m, int64_t b, int64_t seeds)
 {
     const double K = (double)s->K, F = s->flops_per_sample, pass = 3.0 * F;
     const double pairs = pairs_of(s), samples = side_samples(s);
@@ -52,7 +52,10 @@ double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_struc
         return products * (2.0 * pass * (double)b + 2.0 * RUN_OVERHEAD);
     }
     case TD_NTK_STRUCTURED: {
-        double f = samples * K * pass + samples * K / (double)b * RUN_OVERHEAD;
+        /* A forward pass per ceil(K / seeds) and a backward pass (to the uses,
+         * about a forward's work) per output. */
+        double runs = ceil(K / (double)seeds);
+        double f = samples * (runs * F + K * F) + samples / (double)b * runs * RUN_OVERHEAD;
         if (st->n_fallback) f += samples * K * (pass + RUN_OVERHEAD);
         double per_pair = 2.0 * kk(s) * (double)st->width;
         for (int i = 0; i < st->n_uses; i++) {
@@ -72,7 +75,7 @@ double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_struc
 }
 
 double td_ntk_cost_bytes(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
-                         enum td_ntk_method m, int64_t b, int64_t copies)
+                         enum td_ntk_method m, int64_t b, int64_t seeds)
 {
     const double pass = s->pass_bytes_per_sample;
     const double sides = s->diagonal && s->symmetric ? 1.0 : 2.0;
@@ -83,14 +86,18 @@ double td_ntk_cost_bytes(const struct td_ntk_shape *s, const struct td_ntk_struc
         return 2.0 * (double)b * pass + tile_bytes(s, b) + (double)b * (double)s->K * 8.0 +
                (double)s->params * 4.0;
     case TD_NTK_STRUCTURED: {
-        double temps = 0;
-        for (int i = 0; i < st->n_uses; i++)
-            if (st->uses[i].route == TD_ROUTE_FACTORED) {
-                double t = (double)td_ntk_factored_bytes(&st->uses[i], s->K, b, s->trace);
+        double temps = 0, stage = 0;
+        for (int i = 0; i < st->n_uses; i++) {
+            const struct td_ntk_use *u = &st->uses[i];
+            if (u->route == TD_ROUTE_FACTORED) {
+                double t = (double)td_ntk_factored_bytes(u, s->K, b, s->trace);
                 if (t > temps) temps = t;
             }
+            /* The plan's outputs: every seed's deltas and the activations. */
+            stage += (double)b * (double)u->R * ((double)seeds * (double)u->out + (double)u->in);
+        }
         return sides * (double)td_ntk_side_bytes(st, s->K, b) + tile_bytes(s, b) + temps +
-               (double)(copies * b) * pass * 1.5 + (st->n_fallback ? pass : 0);
+               8.0 * stage + 2.0 * (double)b * pass + (st->n_fallback ? pass : 0);
     }
     default:
         return INFINITY;

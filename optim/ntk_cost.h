@@ -14,12 +14,12 @@ struct td_ntk_shape {
 };
 
 /* Work of method m with tiles of b samples (st: its structure, routes
- * chosen for b). */
+ * chosen for b; structured: `seeds` backward passes per forward pass). */
 double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
-                         enum td_ntk_method m, int64_t b);
+                         enum td_ntk_method m, int64_t b, int64_t seeds);
 
-/* Working set of method m at tile b (structured: passes over copies * b). */
+/* Working set of method m at tile b. */
 double td_ntk_cost_bytes(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
-                         enum td_ntk_method m, int64_t b, int64_t copies);
+                         enum td_ntk_method m, int64_t b, int64_t seeds);
 
 #endif

@@ -70,22 +70,27 @@ void td_ntk_side_free(struct td_ntk_side *d, const struct td_ntk_structure *s);
 size_t td_ntk_side_bytes(const struct td_ntk_structure *s, int64_t K, int64_t cap);
 
 /* The passes that fill side data.
- * Replicated backward passes (structured): the model at batch copies * tile,
- * each sample repeated `copies` times, copy j of pass q seeded with output
- * q * copies + j. Fills delta and act of factored uses and the explicit
- * columns of explicit uses.
+ * Seeded backward passes (structured): one plan on the model at batch
+ * `tile` runs the forward pass once and then `seeds` backward passes, seed
+ * j of pass q being output q * seeds + j on every sample. A batched VJP
+ * sums parameter cotangents over the batch, but the cotangents at the uses
+ * stay per-sample: each backward pass gives one output's deltas for every
+ * sample. Fills delta and act of factored uses and the explicit columns of
+ * explicit uses.
  * One-sample backward passes (fallback and jacobian): fills the fallback
  * columns. */
+#define TD_NTK_MAX_SEEDS 32
 struct td_ntk_passes {
-    int64_t K, tile, copies;
+    int64_t K, tile, seeds;
     int num_threads;
-    struct td_tinst rep; /* batch copies * tile, NULL graph when unused */
+    struct td_tinst multi; /* batch tile; NULL graph when unused */
     struct td_ntk_structure rs;
-    struct td_node *seed;
-    struct td_plan *rep_plan;
-    float **stage_delta, **stage_act; /* per use, into stage_all */
+    struct td_node **seed; /* [seeds] */
+    struct td_plan *multi_plan;
+    float **stage_delta; /* [seeds * n_uses], into stage_all */
+    float **stage_act;   /* [n_uses], into stage_all */
     int32_t **stage_ids;
-    float **stage_all; /* the replicated plan's bound outputs */
+    float **stage_all; /* the seeded plan's bound outputs */
     int n_stage;
     struct td_tinst one; /* batch 1 */
     struct td_node *seed1;
@@ -96,12 +101,21 @@ struct td_ntk_passes {
 enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tangent_model *m,
                                   const struct td_param_select *sel, const struct td_tinst *probe,
                                   const struct td_ntk_structure *s, int64_t K, int64_t tile,
-                                  int64_t copies, int num_threads, char *err, size_t errlen);
+                                  int64_t seeds, int num_threads, char *err, size_t errlen);
 void td_ntk_passes_free(struct td_ntk_passes *ps);
 /* Fills d for samples [first, first + count) of x, count <= tile. */
 enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
                                  const struct td_tangent_data *x, int64_t first, int64_t count,
                                  struct td_ntk_side *d, char *err, size_t errlen);
+
+/* Scratch of the contractions, grown on demand and kept across tile
+ * pairs; zero it before the first use, free it once. */
+#define TD_NTK_WORK_SLOTS 5
+struct td_ntk_work {
+    float *buf[TD_NTK_WORK_SLOTS];
+    size_t cap[TD_NTK_WORK_SLOTS];
+};
+void td_ntk_work_free(struct td_ntk_work *w);
 
 /* Adds the kernel of two tiles' side data into acc (double):
  * full: acc [(n, k), (m, l)] = [ni * K, nj * K] row-major;
@@ -110,7 +124,7 @@ enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_s
  * Returns 0, or -1 when out of memory. */
 int td_ntk_contract(const struct td_ntk_structure *s, int64_t K, const struct td_ntk_side *a,
                     const struct td_ntk_side *b, int trace, int lower, int num_threads,
-                    double *acc);
+                    struct td_ntk_work *w, double *acc);
 /* The diagonal pairs (n, n) of two tiles of equal count: acc [n, K, K] or
  * [n] (trace). */
 int td_ntk_contract_diag(const struct td_ntk_structure *s, int64_t K, const struct td_ntk_side *a,

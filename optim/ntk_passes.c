@@ -54,14 +54,16 @@ static int out_index(struct outs *o, struct td_node *n)
     return o->buf[o->n] ? o->n++ : -1;
 }
 
-static enum td_status init_replicated(struct td_ntk_passes *ps, const struct td_tangent_model *m,
-                                      const struct td_param_select *sel,
-                                      const struct td_ntk_structure *s, char *err, size_t errlen)
+/* One plan on the model at batch `tile`: the forward pass once, then
+ * `seeds` backward passes, pass j seeded by its own input, each giving
+ * the cotangents at every use. */
+static enum td_status init_seeded(struct td_ntk_passes *ps, const struct td_tangent_model *m,
+                                  const struct td_param_select *sel,
+                                  const struct td_ntk_structure *s, char *err, size_t errlen)
 {
-    int64_t batch = ps->copies * ps->tile;
-    enum td_status st = td_tinst_init(&ps->rep, m, batch, sel, err, errlen);
+    enum td_status st = td_tinst_init(&ps->multi, m, ps->tile, sel, err, errlen);
     if (st != TD_OK) return st;
-    st = td_ntk_find_structure(&ps->rep, 0, &ps->rs);
+    st = td_ntk_find_structure(&ps->multi, 0, &ps->rs);
     if (st != TD_OK) return td_io_errf(st, err, errlen, "out of memory");
     st = same_structure(s, &ps->rs, err, errlen);
     if (st != TD_OK) return st;
@@ -72,56 +74,57 @@ static enum td_status init_replicated(struct td_ntk_passes *ps, const struct td_
     }
     ps->rs.width = s->width;
     ps->rs.fallback_col = s->fallback_col;
-    struct td_graph *g = ps->rep.g;
-    int nu = ps->rs.n_uses;
-    struct td_node *f = ps->rep.net.output;
-    ps->seed = td_input(g, "ntk_seed", *td_node_shape(f), TD_F32);
-    struct td_node **ys = malloc((size_t)nu * sizeof(*ys)),
-                   **cts = malloc((size_t)nu * sizeof(*cts));
-    struct outs o = {malloc(2 * (size_t)nu * sizeof(*o.node)),
-                     malloc(2 * (size_t)nu * sizeof(float *)),
-                     malloc(2 * (size_t)nu * sizeof(size_t)), 0};
-    int *idx = malloc(2 * (size_t)nu * sizeof(int));
-    ps->stage_delta = calloc((size_t)nu, sizeof(float *));
+    struct td_graph *g = ps->multi.g;
+    const int nu = ps->rs.n_uses, c = (int)ps->seeds;
+    const size_t n_out = (size_t)(c + 1) * (size_t)nu;
+    struct td_node *f = ps->multi.net.output;
+    const size_t seed_numel = (size_t)td_shape_numel(td_node_shape(f));
+    struct td_node **ys = malloc((size_t)nu * sizeof(*ys)), **cts = malloc(n_out * sizeof(*cts));
+    struct outs o = {malloc(n_out * sizeof(*o.node)), malloc(n_out * sizeof(float *)),
+                     malloc(n_out * sizeof(size_t)), 0};
+    int *idx = malloc(n_out * sizeof(int));
+    ps->seed = calloc((size_t)c, sizeof(*ps->seed));
+    ps->stage_delta = calloc(n_out, sizeof(float *));
     ps->stage_act = calloc((size_t)nu, sizeof(float *));
     ps->stage_ids = calloc((size_t)nu, sizeof(int32_t *));
-    ps->seed_buf = td_alloc_large((size_t)td_shape_numel(td_node_shape(f)) * sizeof(float));
-    struct td_binding *bind = malloc(2 * (size_t)nu * sizeof(*bind));
-    if (!ys || !cts || !o.node || !o.buf || !o.bytes || !idx || !ps->stage_delta ||
+    ps->seed_buf = td_alloc_large((size_t)c * seed_numel * sizeof(float));
+    struct td_binding *bind = malloc(n_out * sizeof(*bind));
+    if (!ys || !cts || !o.node || !o.buf || !o.bytes || !idx || !ps->seed || !ps->stage_delta ||
         !ps->stage_act || !ps->stage_ids || !ps->seed_buf || !bind) {
         st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
         goto done;
     }
     for (int i = 0; i < nu; i++) ys[i] = ps->rs.uses[i].y;
-    if (td_vjp(g, f, ps->seed, ys, nu, cts) != TD_OK) {
-        st = graph_err(g, "structured passes", err, errlen);
-        goto done;
+    for (int j = 0; j < c && st == TD_OK; j++) {
+        char name[32];
+        snprintf(name, sizeof(name), "ntk_seed%d", j);
+        ps->seed[j] = td_input(g, name, *td_node_shape(f), TD_F32);
+        if (td_vjp(g, f, ps->seed[j], ys, nu, cts + (size_t)j * nu) != TD_OK)
+            st = graph_err(g, "structured passes", err, errlen);
     }
-    for (int i = 0; i < nu && st == TD_OK; i++) {
-        struct td_node *a = ps->rs.uses[i].a;
-        if (ps->copies > 1) a = td_slice(g, a, 0, 0, (int)ps->tile);
-        idx[2 * i] = a ? out_index(&o, cts[i]) : -1;
-        idx[2 * i + 1] = idx[2 * i] >= 0 ? out_index(&o, a) : -1;
-        if (idx[2 * i + 1] < 0) st = graph_err(g, "structured passes", err, errlen);
-    }
+    for (size_t i = 0; i < (size_t)c * nu && st == TD_OK; i++)
+        if ((idx[i] = out_index(&o, cts[i])) < 0)
+            st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    for (int i = 0; i < nu && st == TD_OK; i++)
+        if ((idx[(size_t)c * nu + i] = out_index(&o, ps->rs.uses[i].a)) < 0)
+            st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     if (st != TD_OK) goto done;
     for (int i = 0; i < o.n; i++) bind[i] = (struct td_binding){o.node[i], o.buf[i]};
     struct td_compile_options co = {
         .num_threads = ps->num_threads, .bindings = bind, .n_bindings = o.n};
-    ps->rep_plan = td_compile(g, o.node, o.n, &co);
-    if (!ps->rep_plan) {
+    ps->multi_plan = td_compile(g, o.node, o.n, &co);
+    if (!ps->multi_plan) {
         st = graph_err(g, "structured passes", err, errlen);
         goto done;
     }
+    for (size_t i = 0; i < (size_t)c * nu; i++) ps->stage_delta[i] = o.buf[idx[i]];
     for (int i = 0; i < nu; i++) {
-        ps->stage_delta[i] = o.buf[idx[2 * i]];
+        float *a = o.buf[idx[(size_t)c * nu + i]];
         if (ps->rs.uses[i].kind == TD_USE_EMBEDDING)
-            ps->stage_ids[i] = (int32_t *)o.buf[idx[2 * i + 1]];
+            ps->stage_ids[i] = (int32_t *)a;
         else
-            ps->stage_act[i] = o.buf[idx[2 * i + 1]];
+            ps->stage_act[i] = a;
     }
-    /* The passes keep the buffers; ownership moves to the stage lists'
-     * owner below (freed through ps->stage_all). */
 done:
     if (st != TD_OK)
         for (int i = 0; i < o.n; i++) free(o.buf[i]);
@@ -179,15 +182,15 @@ done:
 enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tangent_model *m,
                                   const struct td_param_select *sel, const struct td_tinst *probe,
                                   const struct td_ntk_structure *s, int64_t K, int64_t tile,
-                                  int64_t copies, int num_threads, char *err, size_t errlen)
+                                  int64_t seeds, int num_threads, char *err, size_t errlen)
 {
     memset(ps, 0, sizeof(*ps));
     ps->K = K;
     ps->tile = tile;
-    ps->copies = copies;
+    ps->seeds = seeds;
     ps->num_threads = num_threads;
     enum td_status st = TD_OK;
-    if (s->n_uses > 0) st = init_replicated(ps, m, sel, s, err, errlen);
+    if (s->n_uses > 0) st = init_seeded(ps, m, sel, s, err, errlen);
     if (st == TD_OK && s->n_fallback > 0) {
         st = init_rows(ps, m, s, probe, err, errlen);
         if (st == TD_OK && ps->one.sel_total != s->fallback_elems)
@@ -199,14 +202,14 @@ enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tang
 
 void td_ntk_passes_free(struct td_ntk_passes *ps)
 {
-    td_plan_free(ps->rep_plan);
+    td_plan_free(ps->multi_plan);
     td_plan_free(ps->row_plan);
     for (int i = 0; i < ps->n_stage; i++) free(ps->stage_all[i]);
     free(ps->stage_all);
-    free(ps->stage_delta), free(ps->stage_act), free(ps->stage_ids);
+    free(ps->seed), free(ps->stage_delta), free(ps->stage_act), free(ps->stage_ids);
     free(ps->row), free(ps->seed_buf), free(ps->seed1_buf);
     td_ntk_structure_free(&ps->rs);
-    if (ps->rep.g) td_tinst_free(&ps->rep);
+    if (ps->multi.g) td_tinst_free(&ps->multi);
     if (ps->one.g) td_tinst_free(&ps->one);
     memset(ps, 0, sizeof(*ps));
 }
@@ -242,35 +245,37 @@ static void form_gradient(const struct td_ntk_use *u, const float *delta, const 
     }
 }
 
-static enum td_status run_replicated(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
-                                     const struct td_tangent_data *x, int64_t first, int64_t count,
-                                     struct td_ntk_side *d, char *err, size_t errlen)
+static enum td_status run_seeded(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
+                                 const struct td_tangent_data *x, int64_t first, int64_t count,
+                                 struct td_ntk_side *d, char *err, size_t errlen)
 {
-    const int64_t K = ps->K, tile = ps->tile, copies = ps->copies;
-    const struct td_feed *in = td_tinst_feed(&ps->rep, x, first, count, (int)copies);
-    struct td_feed feeds[TD_TANGENT_MAX_INPUTS + 1];
-    int nf = ps->rep.net.n_inputs;
-    memcpy(feeds, in, (size_t)nf * sizeof(*feeds));
-    feeds[nf++] = (struct td_feed){ps->seed, ps->seed_buf};
-    const size_t seed_n = (size_t)(copies * tile * K);
-    for (int64_t k0 = 0; k0 < K; k0 += copies) {
-        memset(ps->seed_buf, 0, seed_n * sizeof(float));
-        for (int64_t j = 0; j < copies && k0 + j < K; j++)
-            for (int64_t n = 0; n < tile; n++) ps->seed_buf[(j * tile + n) * K + k0 + j] = 1.0f;
-        if (td_run(ps->rep_plan, feeds, nf) != TD_OK)
+    const int64_t K = ps->K, tile = ps->tile, c = ps->seeds;
+    const int nu = s->n_uses;
+    struct td_feed feeds[TD_TANGENT_MAX_INPUTS + TD_NTK_MAX_SEEDS];
+    const int ni = ps->multi.net.n_inputs;
+    memcpy(feeds, td_tinst_feed(&ps->multi, x, first, count, 1), (size_t)ni * sizeof(*feeds));
+    const size_t seed_n = (size_t)(tile * K);
+    for (int64_t j = 0; j < c; j++)
+        feeds[ni + j] = (struct td_feed){ps->seed[j], ps->seed_buf + (size_t)j * seed_n};
+    for (int64_t k0 = 0; k0 < K; k0 += c) {
+        memset(ps->seed_buf, 0, (size_t)c * seed_n * sizeof(float));
+        for (int64_t j = 0; j < c && k0 + j < K; j++)
+            for (int64_t n = 0; n < tile; n++)
+                ps->seed_buf[(size_t)j * seed_n + n * K + k0 + j] = 1.0f;
+        if (td_run(ps->multi_plan, feeds, ni + (int)c) != TD_OK)
             return td_io_errf(TD_ERR_BACKEND, err, errlen, "structured pass: %s",
-                              td_plan_error(ps->rep_plan));
-        const int64_t nk = (K - k0 < copies ? K - k0 : copies) * count;
+                              td_plan_error(ps->multi_plan));
+        const int64_t nk = (K - k0 < c ? K - k0 : c) * count;
 #pragma omp parallel for schedule(static) num_threads(ps->num_threads > 0 ? ps->num_threads : 1)
         for (int64_t jn = 0; jn < nk; jn++) {
             const int64_t j = jn / count, n = jn % count, k = k0 + j;
-            for (int i = 0; i < s->n_uses; i++) {
+            for (int i = 0; i < nu; i++) {
                 const struct td_ntk_use *u = &s->uses[i];
                 const int64_t drow = u->R * u->out;
-                const float *delta = ps->stage_delta[i] + (j * tile + n) * drow;
+                const float *delta = ps->stage_delta[j * nu + i] + n * drow;
                 if (u->route == TD_ROUTE_FACTORED) {
                     memcpy(d->delta[i] + (n * K + k) * drow, delta, (size_t)drow * sizeof(float));
-                    if (j == 0)
+                    if (k == 0)
                         memcpy(d->act[i] + n * u->R * u->in, ps->stage_act[i] + n * u->R * u->in,
                                (size_t)(u->R * u->in) * sizeof(float));
                 } else {
@@ -315,7 +320,7 @@ enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_s
 {
     d->count = count;
     enum td_status st = TD_OK;
-    if (ps->rep_plan) st = run_replicated(ps, s, x, first, count, d, err, errlen);
+    if (ps->multi_plan) st = run_seeded(ps, s, x, first, count, d, err, errlen);
     if (st == TD_OK && ps->row_plan) st = run_rows(ps, s, x, first, count, d, err, errlen);
     return st;
 }

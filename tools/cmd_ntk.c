@@ -31,13 +31,15 @@ static const char usage[] =
     "  --params NAME,...     theta = these parameters or scopes (default: all)\n"
     "  --memory SIZE         working-set budget, e.g. 512M, 2G (default 1G)\n"
     "  --tile N              samples per tile (default: the largest the budget allows)\n"
+    "  --repeat N            compute N times, report the median and fastest (benchmarks;\n"
+    "                        the file holds the last)\n"
     "  --threads N, --seed N\n"
     "  --out FILE            default ntk.h5\n";
 
 struct ntk_flags {
     struct td_setup_config sc;
     const char *weights, *from, *from2, *method, *params, *memory, *out;
-    long long n, n2, offset, offset2, tile, threads;
+    long long n, n2, offset, offset2, tile, threads, repeat;
     int trace, diagonal;
 };
 
@@ -61,6 +63,12 @@ static void on_progress(void *ctx, double done)
             "", 100 * done);
     if (done >= 1) fputc('\n', stderr);
     fflush(stderr);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* "a,b,c" -> names (pointers into the copy buf). */
@@ -162,10 +170,21 @@ static int run(struct ntk_flags *f)
     o.sink_ctx = &sk;
     o.progress = on_progress;
     o.progress_ctx = &sk;
-    if (st == TD_OK) st = td_ntk_compute(&ts.tm, &x1.data, d2, &o, &r, err, sizeof(err));
+    double times[1000];
+    int runs = 0;
+    for (; st == TD_OK && runs < f->repeat; runs++) {
+        st = td_ntk_compute(&ts.tm, &x1.data, d2, &o, &r, err, sizeof(err));
+        times[runs] = 1e3 * r.seconds;
+    }
     if (st == TD_OK) {
         st = td_ntk_file_commit(file, err, sizeof(err));
         file = NULL;
+    }
+    if (st == TD_OK && runs > 1) {
+        qsort(times, (size_t)runs, sizeof(double), cmp_double);
+        printf("%d runs: median %.1f ms, fastest %.1f ms, slowest %.1f ms\n", runs,
+               runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]), times[0],
+               times[runs - 1]);
     }
     if (st == TD_OK)
         printf("wrote %s\ncomputed in %.1f ms\n", f->out, 1e3 * r.seconds);
@@ -193,6 +212,7 @@ int td_cmd_ntk(int argc, char **argv)
         .out = "ntk.h5",
         .n = 128,
         .offset2 = -1,
+        .repeat = 1,
     };
     const struct td_opt opts[] = {
         {"--model", TD_OPT_STR, &f.sc.model, 0, 0},
@@ -215,6 +235,7 @@ int td_cmd_ntk(int argc, char **argv)
         {"--memory", TD_OPT_STR, &f.memory, 0, 0},
         {"--tile", TD_OPT_INT, &f.tile, 1, 1e9},
         {"--threads", TD_OPT_INT, &f.threads, 1, 1024},
+        {"--repeat", TD_OPT_INT, &f.repeat, 1, 1000},
         {"--seed", TD_OPT_INT, &f.sc.seed, 0, 9e15},
         {"--out", TD_OPT_STR, &f.out, 0, 0},
     };
