@@ -2,27 +2,34 @@
 ReLU), on the same weights and inputs as `tandem ntk`, for tools/ntk_bench.sh
 and the README's comparison:
 
-  functorch   torch.func-style vmap(jacrev(f)) per-sample Jacobians of every
-              parameter, contracted with einsum (the route the functorch NTK
-              tutorial takes);
+  functorch   vmap(jacrev(f)) per-sample Jacobians of every parameter,
+              contracted with einsum (the route of functorch's NTK tutorial);
   layerwise   a formula written by hand for this MLP: per-layer output
               cotangents delta^k of every output k (batched over samples and
               outputs), and Theta = sum_l (delta_l delta_l^T) * (a_{l-1} a_{l-1}^T + 1).
 
   /usr/bin/python3 tools/ntk_torch.py WEIGHTS.h5 [--n 128] [--threads 2]
-      [--repeat 5] [--trace] [--check ntk.h5] [--data DIR]
+      [--repeat 5] [--trace] [--check ntk.h5] [--data DIR] [--skip-functorch]
 
 Prints `key value` lines: each route's median and minimum time in ms over
 --repeat runs (after one warm-up run), and with --check the largest
 difference to Tandem's kernel relative to its largest entry. Inputs are the
 first N Fashion-MNIST test images scaled to [0, 1], as `tandem ntk`'s
-default. Needs python3-torch (with functorch) and python3-h5py;
-  exits 77 without them.""
-                        "
-      import argparse import gzip import os import statistics import sys import time
+default. Needs python3-torch (with functorch) and python3-h5py; exits 77
+without them."""
+import argparse
+import gzip
+import os
+import statistics
+import sys
+import time
 
-  try : import h5py import numpy as np import torch from functorch import jacrev, make_functional,
-      vmap except ImportError as e:
+try:
+    import h5py
+    import numpy as np
+    import torch
+    from functorch import jacrev, make_functional, vmap
+except ImportError as e:
     print(f"skipped: {e} (apt-get install python3-torch python3-h5py)")
     sys.exit(77)
 
@@ -75,11 +82,11 @@ def ntk_layerwise(model, x, trace):
         h = torch.relu(z) if i < 2 else z
         acts.append(h)
     n, K = x.shape[0], lins[-1].weight.shape[0]
-    delta = torch.eye(K).expand(n, K, K)  # [N, K(output), units] at the logits
+    delta = torch.eye(K).expand(n, K, K)  # [N, K (output), units] at the logits
     out = 0
     for i in (2, 1, 0):
         a = acts[i]
-        aa = a @ a.T + 1  # [N, N]: activations' products plus the bias
+        aa = a @ a.T + 1  # [N, N]: the activations' products plus the bias
         if trace:
             d = torch.einsum("nku,mku->nm", delta, delta)
             out = out + d * aa
@@ -92,7 +99,7 @@ def ntk_layerwise(model, x, trace):
 
 
 def timed(fn, repeat):
-    fn()  # warm-up: first-touch of buffers, functorch's tracing
+    fn()  # warm-up: first touch of buffers, functorch's tracing
     ts = []
     for _ in range(repeat):
         t0 = time.perf_counter()
