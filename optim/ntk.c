@@ -139,6 +139,9 @@ static enum td_status plan_ntk(struct ntk_plan *p, const struct td_tangent_model
         return td_io_errf(TD_ERR_ARG, err, errlen, "ntk: a sample set is empty");
     if (o->method < TD_NTK_AUTO || o->method > TD_NTK_STRUCTURED)
         return td_io_errf(TD_ERR_ARG, err, errlen, "ntk: unknown method %d", (int)o->method);
+    if (o->jacobian < TD_NTK_JAC_AUTO || o->jacobian > TD_NTK_JAC_COLUMNS)
+        return td_io_errf(TD_ERR_ARG, err, errlen, "ntk: unknown Jacobian route %d",
+                          (int)o->jacobian);
     p->x1 = *x1;
     p->x2 = x2 ? *x2 : *x1;
     if (o->diagonal && p->x2.n != x1->n)
@@ -158,6 +161,7 @@ static enum td_status plan_ntk(struct ntk_plan *p, const struct td_tangent_model
         .n2 = p->x2.n,
         .K = p->probe.K,
         .symmetric = !x2 || same_samples(x1, x2, p->probe.net.n_inputs),
+        .jacobian = o->jacobian,
         .trace = o->trace != 0,
         .diagonal = o->diagonal != 0,
         .params = p->probe.sel_total,
@@ -342,8 +346,9 @@ static enum td_status rows_method(struct run *r, const struct td_tangent_model *
     struct side_cache cache = {0};
     struct td_ntk_work work;
     memset(&work, 0, sizeof(work));
+    const int64_t cols = td_ntk_fallback_columns(s, st->fallback_elems, r->b);
     enum td_status rc = td_ntk_passes_init(&ps, m, &r->o->params, &p->probe, st, r->K, r->b,
-                                           p->seeds, nt, err, errlen);
+                                           p->seeds, cols, nt, err, errlen);
     if (rc == TD_OK && (td_ntk_side_alloc(&a, st, r->K, r->b) != TD_OK ||
                         td_ntk_side_alloc(&b, st, r->K, r->b) != TD_OK))
         rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");

@@ -5,8 +5,10 @@
  * for every pair of a sample set X1 (n1 samples) and X2 (n2), with respect
  * to all parameters or a chosen subset, by one of three methods:
  *
- *   jacobian    rows of the per-sample Jacobian J_n = df(x_n)/dtheta from
- *               one-sample backward passes (one per sample and output),
+ *   jacobian    the per-sample Jacobian J_n = df(x_n)/dtheta, by rows from
+ *               one-sample backward passes (one per sample and output) or by
+ *               columns from forward-mode passes along parameter basis
+ *               vectors, whichever is cheaper (td_ntk_options.jacobian),
  *               contracted by GEMMs (float products, double sums).
  *   ntvp        columns of the kernel as NTK-vector products: a batched
  *               backward pass of f(X2) seeded with one (sample, output)
@@ -18,11 +20,11 @@
  *               that factor, df_k(x_n)/dW = sum_t delta^k_{n,t} a_{n,t}^T, so
  *               its block of the kernel is (delta delta'^T) * (a a'^T) summed
  *               over positions, or per-sample gradients formed from delta and
- *               a, whichever is cheaper. The deltas of every output come from
- *               one backward pass of the model built with each sample repeated
- *               K times and copy k seeded with output k (intermediate
- *               cotangents stay per-sample; parameter cotangents would not).
- *               Other parameters fall back to Jacobian rows.
+ *               a, whichever is cheaper. The deltas come from backward passes
+ *               seeded with one output on every sample, up to 32 sharing one
+ *               forward pass (intermediate cotangents stay per-sample;
+ *               parameter cotangents would be summed over the batch). Other
+ *               parameters fall back to the jacobian method's entries.
  *   auto        the cheapest by a cost model (floating-point operations,
  *               with the memory of each method checked against the budget);
  *               the report says which it took and why.
@@ -71,8 +73,20 @@ struct td_ntk_tile {
     const float *data;
 };
 
+/* How the Jacobian entries the jacobian method (and the structured
+ * method's fallback) contracts are made: rows by one-sample backward
+ * passes (one per sample and output), or columns by forward-mode passes of
+ * a tile along parameter basis vectors (up to 32 directions per forward
+ * pass), whichever is cheaper; or forced. */
+enum td_ntk_jacobian {
+    TD_NTK_JAC_AUTO = 0,
+    TD_NTK_JAC_ROWS = 1,
+    TD_NTK_JAC_COLUMNS = 2,
+};
+
 struct td_ntk_options {
     enum td_ntk_method method;
+    enum td_ntk_jacobian jacobian;
     int trace;                     /* 1: sum over the outputs */
     int diagonal;                  /* 1: only Theta(x1_n, x2_n); needs n1 == n2 */
     struct td_param_select params; /* theta: all (n 0) or a subset */

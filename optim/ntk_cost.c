@@ -38,6 +38,37 @@ static double tile_bytes(const struct td_ntk_shape *s, int64_t b)
     return e * 12.0;
 }
 
+/* Work of the fallback Jacobian entries of `samples` samples in tiles of b:
+ * rows (a one-sample backward pass per sample and output) or columns
+ * (forward-mode passes over the tile, `cols` directions per forward pass). */
+static double rows_flops(const struct td_ntk_shape *s, double samples)
+{
+    return samples * (double)s->K * (3.0 * s->flops_per_sample + RUN_OVERHEAD);
+}
+
+static double cols_flops(const struct td_ntk_shape *s, double samples, size_t elems, int64_t b,
+                         int64_t cols)
+{
+    const double runs = ceil((double)elems / (double)cols) * ceil(samples / (double)b);
+    return runs * ((double)b * s->flops_per_sample * (1.0 + 2.0 * (double)cols) + RUN_OVERHEAD);
+}
+
+int64_t td_ntk_fallback_columns(const struct td_ntk_shape *s, size_t elems, int64_t b)
+{
+    const int64_t c = elems < TD_NTK_MAX_SEEDS ? (int64_t)elems : TD_NTK_MAX_SEEDS;
+    if (elems == 0 || s->jacobian == TD_NTK_JAC_ROWS) return 0;
+    if (s->jacobian == TD_NTK_JAC_COLUMNS) return c;
+    const double samples = s->symmetric ? (double)s->n1 : (double)(s->n1 + s->n2);
+    return cols_flops(s, samples, elems, b, c) < rows_flops(s, samples) ? c : 0;
+}
+
+static double fallback_flops(const struct td_ntk_shape *s, size_t elems, int64_t b)
+{
+    const double samples = s->symmetric ? (double)s->n1 : (double)(s->n1 + s->n2);
+    const int64_t c = td_ntk_fallback_columns(s, elems, b);
+    return c ? cols_flops(s, samples, elems, b, c) : rows_flops(s, samples);
+}
+
 double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
                          enum td_ntk_method m, int64_t b, int64_t seeds)
 {
@@ -45,7 +76,8 @@ double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_struc
     const double pairs = pairs_of(s), samples = side_samples(s);
     switch (m) {
     case TD_NTK_JACOBIAN:
-        return samples * K * (pass + RUN_OVERHEAD) + 2.0 * pairs * kk(s) * (double)s->params;
+        return fallback_flops(s, st->fallback_elems, b) +
+               2.0 * pairs * kk(s) * (double)st->fallback_elems;
     case TD_NTK_NTVP: {
         /* One VJP and one JVP at batch b per column of each tile pair. */
         double products = s->diagonal ? (double)s->n1 * K : pairs * K / (double)b;
@@ -56,7 +88,7 @@ double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_struc
          * about a forward's work) per output. */
         double runs = ceil(K / (double)seeds);
         double f = samples * (runs * F + K * F) + samples / (double)b * runs * RUN_OVERHEAD;
-        if (st->n_fallback) f += samples * K * (pass + RUN_OVERHEAD);
+        if (st->n_fallback) f += fallback_flops(s, st->fallback_elems, b);
         double per_pair = 2.0 * kk(s) * (double)st->width;
         for (int i = 0; i < st->n_uses; i++) {
             const struct td_ntk_use *u = &st->uses[i];
@@ -72,6 +104,16 @@ double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_struc
     default:
         return INFINITY;
     }
+}
+
+/* The fallback passes' plan and buffers. */
+static double fallback_bytes(const struct td_ntk_shape *s, size_t elems, int64_t b)
+{
+    const int64_t c = td_ntk_fallback_columns(s, elems, b);
+    if (elems == 0) return 0;
+    if (!c) return s->pass_bytes_per_sample + 4.0 * (double)elems;
+    return 2.0 * (double)b * s->pass_bytes_per_sample +
+           4.0 * (double)c * ((double)elems + (double)(b * s->K) * 2.0);
 }
 
 double td_ntk_cost_bytes(const struct td_ntk_shape *s, const struct td_ntk_structure *st,
@@ -97,7 +139,7 @@ double td_ntk_cost_bytes(const struct td_ntk_shape *s, const struct td_ntk_struc
             stage += (double)b * (double)u->R * ((double)seeds * (double)u->out + (double)u->in);
         }
         return sides * (double)td_ntk_side_bytes(st, s->K, b) + tile_bytes(s, b) + temps +
-               8.0 * stage + 2.0 * (double)b * pass + (st->n_fallback ? pass : 0);
+               8.0 * stage + 2.0 * (double)b * pass + fallback_bytes(s, st->fallback_elems, b);
     }
     default:
         return INFINITY;

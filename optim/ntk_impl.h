@@ -77,8 +77,12 @@ size_t td_ntk_side_bytes(const struct td_ntk_structure *s, int64_t K, int64_t ca
  * stay per-sample: each backward pass gives one output's deltas for every
  * sample. Fills delta and act of factored uses and the explicit columns of
  * explicit uses.
- * One-sample backward passes (fallback and jacobian): fills the fallback
- * columns. */
+ * The fallback columns (all of the Jacobian for the jacobian method) come
+ * either as rows, from one-sample backward passes (one per sample and
+ * output), or as columns, from forward-mode passes of the tile along
+ * parameter basis vectors, `col_dirs` of them sharing one forward pass:
+ * whichever the cost model finds cheaper (few parameters and many outputs
+ * favour columns). */
 #define TD_NTK_MAX_SEEDS 32
 struct td_ntk_passes {
     int64_t K, tile, seeds;
@@ -92,16 +96,22 @@ struct td_ntk_passes {
     int32_t **stage_ids;
     float **stage_all; /* the seeded plan's bound outputs */
     int n_stage;
-    struct td_tinst one; /* batch 1 */
+    struct td_tinst one; /* batch 1: rows */
     struct td_node *seed1;
     struct td_plan *row_plan;
     float *row, *seed_buf, *seed1_buf;
+    int64_t col_dirs;        /* > 0: columns instead of rows */
+    struct td_tinst colb;    /* batch tile: columns */
+    struct td_node **col_in; /* [col_dirs][fallback parameters] tangent inputs */
+    struct td_plan *col_plan;
+    float *col_tan, *col_out; /* [col_dirs][fallback elements], [col_dirs][tile][K] */
 };
 /* s was found on `probe` (any build of m with the selection sel). */
 enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tangent_model *m,
                                   const struct td_param_select *sel, const struct td_tinst *probe,
                                   const struct td_ntk_structure *s, int64_t K, int64_t tile,
-                                  int64_t seeds, int num_threads, char *err, size_t errlen);
+                                  int64_t seeds, int64_t col_dirs, int num_threads, char *err,
+                                  size_t errlen);
 void td_ntk_passes_free(struct td_ntk_passes *ps);
 /* Fills d for samples [first, first + count) of x, count <= tile. */
 enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_structure *s,

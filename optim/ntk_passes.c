@@ -134,17 +134,29 @@ done:
     return st;
 }
 
-static enum td_status init_rows(struct td_ntk_passes *ps, const struct td_tangent_model *m,
-                                const struct td_ntk_structure *s, const struct td_tinst *probe,
-                                char *err, size_t errlen)
+/* A build of m at `batch` whose selection is the fallback parameters. */
+static enum td_status fallback_build(struct td_tinst *t, const struct td_tangent_model *m,
+                                     int64_t batch, const struct td_ntk_structure *s,
+                                     const struct td_tinst *probe, char *err, size_t errlen)
 {
     const struct td_params *pp = td_graph_params(probe->g);
     const char **names = malloc((size_t)s->n_fallback * sizeof(char *));
     if (!names) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     for (int i = 0; i < s->n_fallback; i++) names[i] = pp->info[s->fallback[i]].name;
     struct td_param_select sel = {names, s->n_fallback};
-    enum td_status st = td_tinst_init(&ps->one, m, 1, &sel, err, errlen);
+    enum td_status st = td_tinst_init(t, m, batch, &sel, err, errlen);
     free(names);
+    if (st == TD_OK && t->sel_total != s->fallback_elems)
+        st = td_io_errf(TD_ERR_ARG, err, errlen,
+                        "the model's parameters differ between batch sizes");
+    return st;
+}
+
+static enum td_status init_rows(struct td_ntk_passes *ps, const struct td_tangent_model *m,
+                                const struct td_ntk_structure *s, const struct td_tinst *probe,
+                                char *err, size_t errlen)
+{
+    enum td_status st = fallback_build(&ps->one, m, 1, s, probe, err, errlen);
     if (st != TD_OK) return st;
     struct td_graph *g = ps->one.g;
     const struct td_params *p = td_graph_params(g);
@@ -179,24 +191,71 @@ done:
     return st;
 }
 
+/* One plan on the model at batch `tile` with the fallback parameters' JVPs
+ * along `col_dirs` tangent directions sharing one forward pass: direction
+ * j's tangent inputs read slot j of col_tan (the parameters side by side,
+ * as their Jacobian columns). */
+static enum td_status init_cols(struct td_ntk_passes *ps, const struct td_tangent_model *m,
+                                const struct td_ntk_structure *s, const struct td_tinst *probe,
+                                char *err, size_t errlen)
+{
+    enum td_status st = fallback_build(&ps->colb, m, ps->tile, s, probe, err, errlen);
+    if (st != TD_OK) return st;
+    struct td_graph *g = ps->colb.g;
+    const struct td_params *p = td_graph_params(g);
+    const int nf = ps->colb.n_sel, c = (int)ps->col_dirs;
+    struct td_node *f = ps->colb.net.output;
+    struct td_node **w = malloc((size_t)nf * sizeof(*w));
+    struct td_node **outs = malloc((size_t)c * sizeof(*outs));
+    struct td_binding *bind = malloc((size_t)c * sizeof(*bind));
+    ps->col_in = calloc((size_t)c * (size_t)nf, sizeof(*ps->col_in));
+    ps->col_tan = td_alloc_large((size_t)c * s->fallback_elems * sizeof(float));
+    ps->col_out = td_alloc_large((size_t)c * (size_t)(ps->tile * ps->K) * sizeof(float));
+    if (!w || !outs || !bind || !ps->col_in || !ps->col_tan || !ps->col_out) {
+        st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nf; i++) w[i] = p->info[ps->colb.sel[i]].node;
+    for (int j = 0; j < c && st == TD_OK; j++) {
+        struct td_node **t = ps->col_in + (size_t)j * nf;
+        for (int i = 0; i < nf; i++) {
+            char name[40];
+            snprintf(name, sizeof(name), "ntk_tangent%d_%d", j, i);
+            t[i] = td_input(g, name, p->info[ps->colb.sel[i]].shape, TD_F32);
+        }
+        if (td_jvp(g, w, t, nf, &f, 1, &outs[j]) != TD_OK)
+            st = graph_err(g, "Jacobian columns", err, errlen);
+        else
+            bind[j] =
+                (struct td_binding){outs[j], ps->col_out + (size_t)j * (size_t)(ps->tile * ps->K)};
+    }
+    if (st != TD_OK) goto done;
+    struct td_compile_options co = {
+        .num_threads = ps->num_threads, .bindings = bind, .n_bindings = c};
+    ps->col_plan = td_compile(g, outs, c, &co);
+    if (!ps->col_plan) st = graph_err(g, "Jacobian columns", err, errlen);
+done:
+    free(w), free(outs), free(bind);
+    return st;
+}
+
 enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tangent_model *m,
                                   const struct td_param_select *sel, const struct td_tinst *probe,
                                   const struct td_ntk_structure *s, int64_t K, int64_t tile,
-                                  int64_t seeds, int num_threads, char *err, size_t errlen)
+                                  int64_t seeds, int64_t col_dirs, int num_threads, char *err,
+                                  size_t errlen)
 {
     memset(ps, 0, sizeof(*ps));
     ps->K = K;
     ps->tile = tile;
     ps->seeds = seeds;
+    ps->col_dirs = col_dirs;
     ps->num_threads = num_threads;
     enum td_status st = TD_OK;
     if (s->n_uses > 0) st = init_seeded(ps, m, sel, s, err, errlen);
-    if (st == TD_OK && s->n_fallback > 0) {
-        st = init_rows(ps, m, s, probe, err, errlen);
-        if (st == TD_OK && ps->one.sel_total != s->fallback_elems)
-            st = td_io_errf(TD_ERR_ARG, err, errlen,
-                            "the model's parameters differ between batch sizes");
-    }
+    if (st == TD_OK && s->n_fallback > 0)
+        st = col_dirs > 0 ? init_cols(ps, m, s, probe, err, errlen)
+                          : init_rows(ps, m, s, probe, err, errlen);
     return st;
 }
 
@@ -204,6 +263,9 @@ void td_ntk_passes_free(struct td_ntk_passes *ps)
 {
     td_plan_free(ps->multi_plan);
     td_plan_free(ps->row_plan);
+    td_plan_free(ps->col_plan);
+    free(ps->col_in), free(ps->col_tan), free(ps->col_out);
+    if (ps->colb.g) td_tinst_free(&ps->colb);
     for (int i = 0; i < ps->n_stage; i++) free(ps->stage_all[i]);
     free(ps->stage_all);
     free(ps->seed), free(ps->stage_delta), free(ps->stage_act), free(ps->stage_ids);
@@ -314,6 +376,46 @@ static enum td_status run_rows(struct td_ntk_passes *ps, const struct td_ntk_str
     return TD_OK;
 }
 
+/* Fallback columns p0 .. p0 + c - 1 of the tile's Jacobian, c at a time:
+ * J e_p for the basis vectors e_p of the fallback parameters. */
+static enum td_status run_cols(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
+                               const struct td_tangent_data *x, int64_t first, int64_t count,
+                               struct td_ntk_side *d, char *err, size_t errlen)
+{
+    const int64_t K = ps->K, c = ps->col_dirs, P = (int64_t)s->fallback_elems;
+    const int nf = ps->colb.n_sel, ni = ps->colb.net.n_inputs;
+    const struct td_params *p = td_graph_params(ps->colb.g);
+    struct td_feed *feeds = malloc(((size_t)ni + (size_t)c * (size_t)nf) * sizeof(*feeds));
+    if (!feeds) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    memcpy(feeds, td_tinst_feed(&ps->colb, x, first, count, 1), (size_t)ni * sizeof(*feeds));
+    for (int64_t j = 0; j < c; j++) {
+        size_t at = 0;
+        for (int i = 0; i < nf; i++) {
+            feeds[ni + j * nf + i] =
+                (struct td_feed){ps->col_in[j * nf + i], ps->col_tan + (size_t)j * (size_t)P + at};
+            at += p->info[ps->colb.sel[i]].numel;
+        }
+    }
+    enum td_status st = TD_OK;
+    memset(ps->col_tan, 0, (size_t)(c * P) * sizeof(float));
+    for (int64_t p0 = 0; p0 < P && st == TD_OK; p0 += c) {
+        for (int64_t j = 0; j < c && p0 + j < P; j++) ps->col_tan[j * P + p0 + j] = 1.0f;
+        if (td_run(ps->col_plan, feeds, ni + (int)(c * nf)) != TD_OK) {
+            st = td_io_errf(TD_ERR_BACKEND, err, errlen, "Jacobian columns: %s",
+                            td_plan_error(ps->col_plan));
+            break;
+        }
+        for (int64_t j = 0; j < c && p0 + j < P; j++) {
+            ps->col_tan[j * P + p0 + j] = 0.0f;
+            const float *y = ps->col_out + j * ps->tile * K;
+            for (int64_t nk = 0; nk < count * K; nk++)
+                d->E[(size_t)nk * s->width + s->fallback_col + (size_t)(p0 + j)] = y[nk];
+        }
+    }
+    free(feeds);
+    return st;
+}
+
 enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_structure *s,
                                  const struct td_tangent_data *x, int64_t first, int64_t count,
                                  struct td_ntk_side *d, char *err, size_t errlen)
@@ -322,5 +424,6 @@ enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_s
     enum td_status st = TD_OK;
     if (ps->multi_plan) st = run_seeded(ps, s, x, first, count, d, err, errlen);
     if (st == TD_OK && ps->row_plan) st = run_rows(ps, s, x, first, count, d, err, errlen);
+    if (st == TD_OK && ps->col_plan) st = run_cols(ps, s, x, first, count, d, err, errlen);
     return st;
 }

@@ -138,28 +138,32 @@ START_TEST(test_mlp_methods_match_reference)
     mlp_reference(c.theta, c.x1, 9, c.x2, 4, NULL, ref_n);
     float *got = malloc(sizeof(float) * 81 * OUT * OUT);
     char err[512];
-    for (int method = 0; method < 4; method++) {
-        struct td_ntk_options o = {.method = method};
-        struct td_ntk_report r;
-        ck_assert_msg(td_ntk_dense(&c.m, &x1, NULL, &o, got, &r, err, sizeof(err)) == TD_OK, "%s",
-                      err);
-        double e = rel_err_d(got, ref_s, 81 * OUT * OUT);
-        ck_assert_msg(e < 1e-5, "%s, X1 with itself: relative error %.3g", method_label[method], e);
-        ck_assert(r.symmetric);
-        ck_assert_int_eq((int)r.K, OUT);
-        ck_assert_msg(td_ntk_dense(&c.m, &x1, &x2, &o, got, &r, err, sizeof(err)) == TD_OK, "%s",
-                      err);
-        e = rel_err_d(got, ref_n, 36 * OUT * OUT);
-        ck_assert_msg(e < 1e-5, "%s, X1 against X2: relative error %.3g", method_label[method], e);
-        ck_assert(!r.symmetric);
-        if (method == TD_NTK_AUTO)
-            ck_assert_msg(r.method == TD_NTK_STRUCTURED, "auto picked %s: %s",
-                          method_label[r.method], r.why);
-        if (method == TD_NTK_STRUCTURED) {
-            ck_assert_int_eq(r.uses_factored, 2); /* fc1 and fc2, each with its bias */
-            ck_assert_int_eq(r.fallback_params, 0);
+    for (int route = 0; route < 3; route++)
+        for (int method = 0; method < 4; method++) {
+            if (route && method != TD_NTK_JACOBIAN) continue;
+            struct td_ntk_options o = {.method = method, .jacobian = route};
+            struct td_ntk_report r;
+            ck_assert_msg(td_ntk_dense(&c.m, &x1, NULL, &o, got, &r, err, sizeof(err)) == TD_OK,
+                          "%s", err);
+            double e = rel_err_d(got, ref_s, 81 * OUT * OUT);
+            ck_assert_msg(e < 1e-5, "%s, X1 with itself: relative error %.3g", method_label[method],
+                          e);
+            ck_assert(r.symmetric);
+            ck_assert_int_eq((int)r.K, OUT);
+            ck_assert_msg(td_ntk_dense(&c.m, &x1, &x2, &o, got, &r, err, sizeof(err)) == TD_OK,
+                          "%s", err);
+            e = rel_err_d(got, ref_n, 36 * OUT * OUT);
+            ck_assert_msg(e < 1e-5, "%s, X1 against X2: relative error %.3g", method_label[method],
+                          e);
+            ck_assert(!r.symmetric);
+            if (method == TD_NTK_AUTO)
+                ck_assert_msg(r.method == TD_NTK_STRUCTURED, "auto picked %s: %s",
+                              method_label[r.method], r.why);
+            if (method == TD_NTK_STRUCTURED) {
+                ck_assert_int_eq(r.uses_factored, 2); /* fc1 and fc2, each with its bias */
+                ck_assert_int_eq(r.fallback_params, 0);
+            }
         }
-    }
     free(ref_s), free(ref_n), free(got);
     td_graph_free(c.g);
 }
@@ -388,6 +392,14 @@ START_TEST(test_structure_fallback_and_positions)
         ck_assert_msg(td_ntk_dense(&m, &x, NULL, &o, k[method], &r, err, sizeof(err)) == TD_OK,
                       "%s", err);
     }
+    /* The position parameter by Jacobian rows and by columns. */
+    float *k0 = malloc(sizeof(float) * NK * NK);
+    for (int route = TD_NTK_JAC_ROWS; route <= TD_NTK_JAC_COLUMNS; route++) {
+        struct td_ntk_options o = {.method = TD_NTK_STRUCTURED, .jacobian = route, .tile = 4};
+        ck_assert(td_ntk_dense(&m, &x, NULL, &o, k0, NULL, err, sizeof(err)) == TD_OK);
+        ck_assert_msg(rel_err_f(k0, k[3], (size_t)NK * NK) < 1e-5, "route %d", route);
+    }
+    free(k0);
     /* Over 2 positions the two halves of w (with b) and the head factor;
      * the embedding goes through per-sample gradients; pos falls back. */
     ck_assert_msg(r.uses_factored == 3 && r.uses_explicit == 1, "%s", r.why);
