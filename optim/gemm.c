@@ -49,13 +49,18 @@ static void leave(int nt, int saved)
     if (nt == 1 && saved != 1) omp_set_num_threads(saved);
 }
 
-/* Block index -> its row and column block; 0 when it lies wholly above the
- * diagonal and only the lower triangle was asked for. */
-static int block_at(const struct blocks *b, int64_t idx, int64_t *i, int64_t *j)
+/* Block idx of C [M, N]: its first row and column and its extent; 0 when
+ * it lies wholly above the diagonal and only the lower triangle was asked
+ * for. */
+static int block_at(const struct blocks *b, int64_t idx, int64_t M, int64_t N, int64_t *i0,
+                    int64_t *j0, int64_t *mb, int64_t *nb)
 {
-    *i = idx / b->nbn;
-    *j = idx % b->nbn;
-    return !b->lower || *j * b->bn <= *i * b->bm + b->bm - 1;
+    const int64_t i = idx / b->nbn, j = idx % b->nbn;
+    *i0 = i * b->bm;
+    *j0 = j * b->bn;
+    *mb = M - *i0 < b->bm ? M - *i0 : b->bm;
+    *nb = N - *j0 < b->bn ? N - *j0 : b->bn;
+    return !b->lower || *j0 <= *i0 + b->bm - 1;
 }
 
 void td_gemm_nt(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd, const float *A,
@@ -68,10 +73,8 @@ void td_gemm_nt(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_t Kd, 
     int saved = enter(nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t idx = 0; idx < b.count; idx++) {
-        int64_t bi, bj;
-        if (!block_at(&b, idx, &bi, &bj)) continue;
-        int64_t i0 = bi * b.bm, j0 = bj * b.bn;
-        int64_t mb = M - i0 < b.bm ? M - i0 : b.bm, nb = N - j0 < b.bn ? N - j0 : b.bn;
+        int64_t i0, j0, mb, nb;
+        if (!block_at(&b, idx, M, N, &i0, &j0, &mb, &nb)) continue;
         if (Kd == 0) {
             for (int64_t r = 0; r < mb; r++)
                 for (int64_t c = 0; c < nb; c++) C[(i0 + r) * ldc + j0 + c] = 0;
@@ -103,11 +106,9 @@ void td_gemm_nt_acc64(const struct td_gemm_opts *o, int64_t M, int64_t N, int64_
     int saved = enter(nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t idx = 0; idx < b.count; idx++) {
-        int64_t bi, bj;
-        if (!block_at(&b, idx, &bi, &bj)) continue;
+        int64_t i0, j0, mb, nb;
+        if (!block_at(&b, idx, M, N, &i0, &j0, &mb, &nb)) continue;
         float *t = tmp + (size_t)omp_get_thread_num() * (size_t)(b.bm * b.bn);
-        int64_t i0 = bi * b.bm, j0 = bj * b.bn;
-        int64_t mb = M - i0 < b.bm ? M - i0 : b.bm, nb = N - j0 < b.bn ? N - j0 : b.bn;
         for (int64_t k0 = 0; k0 < Kd; k0 += TD_GEMM_CHUNK) {
             int64_t kc = Kd - k0 < TD_GEMM_CHUNK ? Kd - k0 : TD_GEMM_CHUNK;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mb, (int)nb, (int)kc, 1.0f,

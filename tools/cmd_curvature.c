@@ -186,13 +186,7 @@ int td_cmd_curvature(int argc, char **argv)
         .n = 1000,
     };
     const struct td_opt opts[] = {
-        {"--model", TD_OPT_STR, &f.sc.model, 0, 0},
-        {"--weights", TD_OPT_STR, &f.weights, 0, 0},
-        {"--data", TD_OPT_STR, &f.sc.data, 0, 0},
-        {"--test-data", TD_OPT_STR, &f.sc.test_data, 0, 0},
-        {"--text", TD_OPT_STR, &f.sc.text, 0, 0},
-        {"--val-fraction", TD_OPT_FLOAT, &f.sc.val_fraction, 0, 0.9},
-        TD_MODEL_OPTS(f.sc.mc),
+        TD_TANGENT_DATA_OPTS(f.sc, f.weights),
         {"--matrix", TD_OPT_STR, &f.matrix, 0, 0},
         {"--top-k", TD_OPT_INT, &f.top_k, 1, 1000},
         {"--steps", TD_OPT_INT, &f.steps, 1, 10000},

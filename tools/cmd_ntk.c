@@ -215,13 +215,7 @@ int td_cmd_ntk(int argc, char **argv)
         .repeat = 1,
     };
     const struct td_opt opts[] = {
-        {"--model", TD_OPT_STR, &f.sc.model, 0, 0},
-        {"--weights", TD_OPT_STR, &f.weights, 0, 0},
-        {"--data", TD_OPT_STR, &f.sc.data, 0, 0},
-        {"--test-data", TD_OPT_STR, &f.sc.test_data, 0, 0},
-        {"--text", TD_OPT_STR, &f.sc.text, 0, 0},
-        {"--val-fraction", TD_OPT_FLOAT, &f.sc.val_fraction, 0, 0.9},
-        TD_MODEL_OPTS(f.sc.mc),
+        TD_TANGENT_DATA_OPTS(f.sc, f.weights),
         {"--n", TD_OPT_INT, &f.n, 1, 1e9},
         {"--n2", TD_OPT_INT, &f.n2, 1, 1e9},
         {"--from", TD_OPT_STR, &f.from, 0, 0},

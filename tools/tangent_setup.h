@@ -11,6 +11,16 @@
 #include "optim/tangent_model.h"
 #include "tools/setup.h"
 
+/* The command-line options naming a model, its weights and its data, as
+ * entries of a struct td_opt array (tools/cli.h): sc a struct
+ * td_setup_config, weights a const char *. */
+#define TD_TANGENT_DATA_OPTS(sc, weights)                                                          \
+    {"--model", TD_OPT_STR, &(sc).model, 0, 0}, {"--weights", TD_OPT_STR, &(weights), 0, 0},       \
+        {"--data", TD_OPT_STR, &(sc).data, 0, 0},                                                  \
+        {"--test-data", TD_OPT_STR, &(sc).test_data, 0, 0},                                        \
+        {"--text", TD_OPT_STR, &(sc).text, 0, 0},                                                  \
+        {"--val-fraction", TD_OPT_FLOAT, &(sc).val_fraction, 0, 0.9}, TD_MODEL_OPTS((sc).mc)
+
 /* The builder's context: a zoo model for one kind of data, dropout off. */
 struct td_zoo_builder {
     const struct td_model_info *info;
