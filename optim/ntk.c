@@ -58,9 +58,10 @@ static int same_samples(const struct td_tangent_data *a, const struct td_tangent
     return 1;
 }
 
-/* Bytes of one sample's backward pass to every selected parameter, from a
- * plan compiled on the probe build. */
-static enum td_status pass_bytes(struct td_tinst *t, double *bytes, char *err, size_t errlen)
+/* Bytes and nodes of one sample's backward pass to every selected
+ * parameter, from a plan compiled on the probe build. */
+static enum td_status pass_size(struct td_tinst *t, double *bytes, double *nodes, char *err,
+                                size_t errlen)
 {
     struct td_graph *g = t->g;
     struct td_params *p = td_graph_params(g);
@@ -86,6 +87,7 @@ static enum td_status pass_bytes(struct td_tinst *t, double *bytes, char *err, s
         struct td_plan_stats s;
         td_plan_get_stats(plan, &s);
         *bytes = (double)s.arena_bytes / PROBE_BATCH;
+        *nodes = s.num_nodes;
     }
     td_plan_free(plan);
     free(w), free(u);
@@ -170,7 +172,7 @@ static enum td_status plan_ntk(struct ntk_plan *p, const struct td_tangent_model
     st = td_ntk_find_structure(&p->probe, 1, &p->st[TD_NTK_JACOBIAN]);
     if (st == TD_OK) st = td_ntk_find_structure(&p->probe, 0, &p->st[TD_NTK_STRUCTURED]);
     if (st != TD_OK) return td_io_errf(st, err, errlen, "out of memory");
-    st = pass_bytes(&p->probe, &s->pass_bytes_per_sample, err, errlen);
+    st = pass_size(&p->probe, &s->pass_bytes_per_sample, &s->nodes_per_pass, err, errlen);
     if (st != TD_OK) return st;
     int64_t seeds = 1;
     for (int k = TD_NTK_JACOBIAN; k <= TD_NTK_STRUCTURED; k++) {
@@ -231,11 +233,13 @@ static void fill_report(const struct ntk_plan *p, struct td_ntk_report *r)
             r->uses_explicit++;
     }
     r->fallback_params = st->n_fallback;
+    int64_t b = p->tile[TD_NTK_STRUCTURED] ? p->tile[TD_NTK_STRUCTURED] : 1;
+    const char *route = td_ntk_fallback_columns(s, st->fallback_elems, b) ? "columns" : "rows";
     snprintf(r->why, sizeof(r->why),
              "estimated GFLOP: jacobian %.3g, ntvp %.3g, structured %.3g; structure: %d "
-             "parameter uses factored, %d as per-sample gradients, %d parameters by Jacobian rows",
+             "parameter uses factored, %d as per-sample gradients, %d parameters by Jacobian %s",
              p->flops[1] / 1e9, p->flops[2] / 1e9, p->flops[3] / 1e9, r->uses_factored,
-             r->uses_explicit, r->fallback_params);
+             r->uses_explicit, r->fallback_params, route);
 }
 
 enum td_status td_ntk_plan(const struct td_tangent_model *m, const struct td_tangent_data *x1,

@@ -9,8 +9,9 @@
 #include "optim/ntk_cost.h"
 
 /* Floating-point work a plan run costs besides its arithmetic (scheduler,
- * primitive calls, feeding): about 10 us at 100 GFLOP/s. */
-#define RUN_OVERHEAD 1e6
+ * primitive calls, feeding), counted in flops at about 100 GFLOP/s: some
+ * 10 us per run and 2 us per node of a backward pass. */
+#define RUN_OVERHEAD (1e6 + 2e5 * s->nodes_per_pass)
 
 static double pairs_of(const struct td_ntk_shape *s)
 {

@@ -12,6 +12,7 @@ struct td_ntk_shape {
     size_t params;                /* elements of theta */
     double flops_per_sample;      /* one sample's forward pass */
     double pass_bytes_per_sample; /* arena of one sample's backward pass */
+    double nodes_per_pass;        /* nodes a backward pass runs */
 };
 
 /* Work of method m with tiles of b samples (st: its structure, routes
