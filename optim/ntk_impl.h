@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "graph/node.h"
 #include "graph/plan.h"
 #include "optim/ntk.h"
 #include "optim/tangent_impl.h"
@@ -16,6 +17,10 @@
 enum td_use_kind {
     TD_USE_DENSE,     /* y = a W^T (+ b) over positions: linear, matmul with a shared matrix */
     TD_USE_EMBEDDING, /* y = W[ids] */
+    TD_USE_LOCAL,     /* any other op taking parameters and per-sample operands (layer
+                         norm's gains, an added position table, a convolution's kernel):
+                         its per-sample gradient is the op's own VJP on one sample,
+                         run on that sample's operands and deltas */
 };
 enum td_use_route {
     TD_ROUTE_FACTORED, /* (delta delta'^T) * (a a'^T + bias) summed over position pairs */
@@ -25,12 +30,15 @@ enum td_use_route {
 struct td_ntk_use {
     enum td_use_kind kind;
     enum td_use_route route;
-    struct td_node *y;    /* the consuming node: delta is its cotangent */
-    struct td_node *a;    /* dense: the activation operand; embedding: the ids */
-    int w_param, b_param; /* store indices of weight and bias (-1: none or not in theta) */
-    int64_t R, in, out;   /* positions per sample; input features (embedding: rows V); out */
-    size_t col;           /* explicit: first column in the explicit rows */
-    size_t width;         /* explicit: columns (out * in, plus out with a bias) */
+    struct td_node *y;      /* the consuming node: delta is its cotangent */
+    struct td_node *a;      /* dense: the activation operand; embedding: the ids */
+    int w_param, b_param;   /* store indices of weight and bias (-1: none or not in theta) */
+    int lparam[TD_MAX_SRC]; /* local: operand i's parameter (-1: none or not in theta) */
+    unsigned batch_ops;     /* local: bit i set when operand i is per-sample data */
+    int64_t R, in, out;     /* positions per sample; input features (embedding: rows V); out
+                               (local: elements of y per sample) */
+    size_t col;             /* explicit: first column in the explicit rows */
+    size_t width;           /* explicit: columns (out * in, plus out with a bias) */
 };
 
 /* What the graph holds: uses found and the parameters left to Jacobian rows. */
@@ -96,7 +104,9 @@ struct td_ntk_passes {
     int32_t **stage_ids;
     float **stage_all; /* the seeded plan's bound outputs */
     int n_stage;
-    struct td_tinst one; /* batch 1: rows */
+    float **stage_ops;          /* [n_uses * TD_MAX_SRC]: local uses' per-sample operands */
+    struct td_ntk_local *local; /* [n_uses]: the one-sample VJP plans of local uses */
+    struct td_tinst one;        /* batch 1: rows */
     struct td_node *seed1;
     struct td_plan *row_plan;
     float *row, *seed_buf, *seed1_buf;
@@ -106,6 +116,16 @@ struct td_ntk_passes {
     struct td_plan *col_plan;
     float *col_tan, *col_out; /* [col_dirs][fallback elements], [col_dirs][tile][K] */
 };
+/* A local use's per-sample gradient: the op rebuilt at batch 1 in a graph
+ * of its own, its per-sample operands, parameters and the cotangent fed,
+ * the VJP to its parameters bound into `grad` (width floats). */
+struct td_ntk_local {
+    struct td_graph *g;
+    struct td_plan *plan;
+    struct td_node *in[TD_MAX_SRC], *seed;
+    float *grad;
+};
+
 /* s was found on `probe` (any build of m with the selection sel). */
 enum td_status td_ntk_passes_init(struct td_ntk_passes *ps, const struct td_tangent_model *m,
                                   const struct td_param_select *sel, const struct td_tinst *probe,

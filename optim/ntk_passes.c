@@ -25,10 +25,12 @@ static enum td_status same_structure(const struct td_ntk_structure *a,
                                      const struct td_ntk_structure *b, char *err, size_t errlen)
 {
     int same = a->n_uses == b->n_uses && a->n_fallback == b->n_fallback;
-    for (int i = 0; same && i < a->n_uses; i++)
-        same = a->uses[i].kind == b->uses[i].kind && a->uses[i].w_param == b->uses[i].w_param &&
-               a->uses[i].b_param == b->uses[i].b_param && a->uses[i].R == b->uses[i].R &&
-               a->uses[i].in == b->uses[i].in && a->uses[i].out == b->uses[i].out;
+    for (int i = 0; same && i < a->n_uses; i++) {
+        const struct td_ntk_use *u = &a->uses[i], *v = &b->uses[i];
+        same = u->kind == v->kind && u->w_param == v->w_param && u->b_param == v->b_param &&
+               u->R == v->R && u->in == v->in && u->out == v->out && u->batch_ops == v->batch_ops &&
+               !memcmp(u->lparam, v->lparam, sizeof(u->lparam));
+    }
     if (same) return TD_OK;
     return td_io_errf(TD_ERR_ARG, err, errlen,
                       "the model's structure differs between batch sizes: the builder must "
@@ -54,6 +56,81 @@ static int out_index(struct outs *o, struct td_node *n)
     return o->buf[o->n] ? o->n++ : -1;
 }
 
+/* A local use's op rebuilt at batch 1 (its per-sample operands sliced to
+ * one sample, its parameters and the cotangent fed) and the VJP to its
+ * selected parameters, laid out as the use's explicit columns. */
+static enum td_status init_local(struct td_ntk_passes *ps, const struct td_ntk_use *u,
+                                 struct td_ntk_local *L, char *err, size_t errlen)
+{
+    const struct td_node *y = u->y;
+    struct td_node *src[TD_MAX_SRC], *wrt[TD_MAX_SRC], *grads[TD_MAX_SRC];
+    struct td_binding bind[TD_MAX_SRC];
+    int nw = 0;
+    L->g = td_graph_new(0);
+    L->grad = td_alloc_large(u->width * sizeof(float));
+    if (!L->g || !L->grad) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    for (int k = 0; k < y->n_src; k++) {
+        const struct td_node *x = y->src[k];
+        struct td_shape sh = x->shape;
+        char name[16];
+        snprintf(name, sizeof(name), "in%d", k);
+        L->in[k] = NULL;
+        for (int j = 0; j < k && x->kind == TD_NODE_PARAM; j++)
+            if (y->src[j] == x) L->in[k] = L->in[j];
+        if (L->in[k]) {
+            src[k] = L->in[k];
+            continue;
+        }
+        if (u->batch_ops & (1u << k)) sh.dim[0] = 1;
+        if (x->kind == TD_NODE_CONST)
+            src[k] = td_constant(L->g, sh, x->const_data);
+        else
+            src[k] = L->in[k] = td_input(L->g, name, sh, x->dtype);
+        if (u->lparam[k] >= 0) wrt[nw++] = src[k];
+    }
+    struct td_node *y1 =
+        td_graph_status(L->g) == TD_OK ? td_node_new(L->g, y->op, src, y->n_src, &y->attr) : NULL;
+    if (y1) L->seed = td_input(L->g, "seed", y1->shape, TD_F32);
+    if (!y1 || !L->seed || td_vjp(L->g, y1, L->seed, wrt, nw, grads) != TD_OK)
+        return graph_err(L->g, "a parameter's per-sample gradient", err, errlen);
+    size_t at = 0;
+    for (int i = 0; i < nw; i++) {
+        bind[i] = (struct td_binding){grads[i], L->grad + at};
+        at += (size_t)td_shape_numel(td_node_shape(wrt[i]));
+    }
+    struct td_compile_options co = {.num_threads = 1, .bindings = bind, .n_bindings = nw};
+    L->plan = td_compile(L->g, grads, nw, &co);
+    (void)ps;
+    return L->plan ? TD_OK : graph_err(L->g, "a parameter's per-sample gradient", err, errlen);
+}
+
+/* Runs local use i's plan for sample n with its cotangent `delta`, into e. */
+static enum td_status run_local(struct td_ntk_passes *ps, const struct td_ntk_use *u, int i,
+                                int64_t n, const float *delta, float *e, char *err, size_t errlen)
+{
+    struct td_ntk_local *L = &ps->local[i];
+    const struct td_params *p = td_graph_params(ps->multi.g);
+    struct td_feed feeds[TD_MAX_SRC + 1];
+    int nf = 0;
+    for (int k = 0; k < u->y->n_src; k++) {
+        const struct td_node *x = u->y->src[k];
+        if (!L->in[k]) continue; /* a constant (a repeated parameter is fed twice alike) */
+        const void *data;
+        if (u->batch_ops & (1u << k))
+            data = (const unsigned char *)ps->stage_ops[i * TD_MAX_SRC + k] +
+                   (size_t)n * (td_node_bytes(x) / (size_t)x->shape.dim[0]);
+        else
+            data = p->value + p->info[x->param_index].offset;
+        feeds[nf++] = (struct td_feed){L->in[k], data};
+    }
+    feeds[nf++] = (struct td_feed){L->seed, delta};
+    if (td_run(L->plan, feeds, nf) != TD_OK)
+        return td_io_errf(TD_ERR_BACKEND, err, errlen, "a parameter's per-sample gradient: %s",
+                          td_plan_error(L->plan));
+    memcpy(e, L->grad, u->width * sizeof(float));
+    return TD_OK;
+}
+
 /* One plan on the model at batch `tile`: the forward pass once, then
  * `seeds` backward passes, pass j seeded by its own input, each giving
  * the cotangents at every use. */
@@ -76,7 +153,7 @@ static enum td_status init_seeded(struct td_ntk_passes *ps, const struct td_tang
     ps->rs.fallback_col = s->fallback_col;
     struct td_graph *g = ps->multi.g;
     const int nu = ps->rs.n_uses, c = (int)ps->seeds;
-    const size_t n_out = (size_t)(c + 1) * (size_t)nu;
+    const size_t n_out = (size_t)(c + 1 + TD_MAX_SRC) * (size_t)nu;
     struct td_node *f = ps->multi.net.output;
     const size_t seed_numel = (size_t)td_shape_numel(td_node_shape(f));
     struct td_node **ys = malloc((size_t)nu * sizeof(*ys)), **cts = malloc(n_out * sizeof(*cts));
@@ -87,10 +164,13 @@ static enum td_status init_seeded(struct td_ntk_passes *ps, const struct td_tang
     ps->stage_delta = calloc(n_out, sizeof(float *));
     ps->stage_act = calloc((size_t)nu, sizeof(float *));
     ps->stage_ids = calloc((size_t)nu, sizeof(int32_t *));
+    ps->stage_ops = calloc((size_t)nu * TD_MAX_SRC, sizeof(float *));
+    ps->local = calloc((size_t)nu, sizeof(*ps->local));
     ps->seed_buf = td_alloc_large((size_t)c * seed_numel * sizeof(float));
     struct td_binding *bind = malloc(n_out * sizeof(*bind));
     if (!ys || !cts || !o.node || !o.buf || !o.bytes || !idx || !ps->seed || !ps->stage_delta ||
-        !ps->stage_act || !ps->stage_ids || !ps->seed_buf || !bind) {
+        !ps->stage_act || !ps->stage_ids || !ps->stage_ops || !ps->local || !ps->seed_buf ||
+        !bind) {
         st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
         goto done;
     }
@@ -105,9 +185,21 @@ static enum td_status init_seeded(struct td_ntk_passes *ps, const struct td_tang
     for (size_t i = 0; i < (size_t)c * nu && st == TD_OK; i++)
         if ((idx[i] = out_index(&o, cts[i])) < 0)
             st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
-    for (int i = 0; i < nu && st == TD_OK; i++)
-        if ((idx[(size_t)c * nu + i] = out_index(&o, ps->rs.uses[i].a)) < 0)
+    /* The activations of dense uses, the ids of embeddings, and every
+     * per-sample operand of local uses. */
+    int *ops = idx + (size_t)(c + 1) * nu;
+    for (int i = 0; i < nu && st == TD_OK; i++) {
+        const struct td_ntk_use *u = &ps->rs.uses[i];
+        for (int k = 0; k < TD_MAX_SRC; k++) ops[i * TD_MAX_SRC + k] = -1;
+        if (u->kind != TD_USE_LOCAL) idx[(size_t)c * nu + i] = out_index(&o, u->a);
+        for (int k = 0; u->kind == TD_USE_LOCAL && k < u->y->n_src; k++)
+            if (u->batch_ops & (1u << k)) ops[i * TD_MAX_SRC + k] = out_index(&o, u->y->src[k]);
+        if (u->kind != TD_USE_LOCAL && idx[(size_t)c * nu + i] < 0)
             st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+        for (int k = 0; k < TD_MAX_SRC; k++)
+            if ((u->batch_ops & (1u << k)) && ops[i * TD_MAX_SRC + k] < 0)
+                st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    }
     if (st != TD_OK) goto done;
     for (int i = 0; i < o.n; i++) bind[i] = (struct td_binding){o.node[i], o.buf[i]};
     struct td_compile_options co = {
@@ -119,12 +211,19 @@ static enum td_status init_seeded(struct td_ntk_passes *ps, const struct td_tang
     }
     for (size_t i = 0; i < (size_t)c * nu; i++) ps->stage_delta[i] = o.buf[idx[i]];
     for (int i = 0; i < nu; i++) {
+        for (int k = 0; k < TD_MAX_SRC; k++)
+            if (ops[i * TD_MAX_SRC + k] >= 0)
+                ps->stage_ops[i * TD_MAX_SRC + k] = o.buf[ops[i * TD_MAX_SRC + k]];
+        if (ps->rs.uses[i].kind == TD_USE_LOCAL) continue;
         float *a = o.buf[idx[(size_t)c * nu + i]];
         if (ps->rs.uses[i].kind == TD_USE_EMBEDDING)
             ps->stage_ids[i] = (int32_t *)a;
         else
             ps->stage_act[i] = a;
     }
+    for (int i = 0; i < nu && st == TD_OK; i++)
+        if (ps->rs.uses[i].kind == TD_USE_LOCAL)
+            st = init_local(ps, &ps->rs.uses[i], &ps->local[i], err, errlen);
 done:
     if (st != TD_OK)
         for (int i = 0; i < o.n; i++) free(o.buf[i]);
@@ -268,6 +367,12 @@ void td_ntk_passes_free(struct td_ntk_passes *ps)
     if (ps->colb.g) td_tinst_free(&ps->colb);
     for (int i = 0; i < ps->n_stage; i++) free(ps->stage_all[i]);
     free(ps->stage_all);
+    for (int i = 0; ps->local && i < ps->rs.n_uses; i++) {
+        td_plan_free(ps->local[i].plan);
+        td_graph_free(ps->local[i].g);
+        free(ps->local[i].grad);
+    }
+    free(ps->local), free(ps->stage_ops);
     free(ps->seed), free(ps->stage_delta), free(ps->stage_act), free(ps->stage_ids);
     free(ps->row), free(ps->seed_buf), free(ps->seed1_buf);
     td_ntk_structure_free(&ps->rs);
@@ -335,6 +440,7 @@ static enum td_status run_seeded(struct td_ntk_passes *ps, const struct td_ntk_s
                 const struct td_ntk_use *u = &s->uses[i];
                 const int64_t drow = u->R * u->out;
                 const float *delta = ps->stage_delta[j * nu + i] + n * drow;
+                if (u->kind == TD_USE_LOCAL) continue;
                 if (u->route == TD_ROUTE_FACTORED) {
                     memcpy(d->delta[i] + (n * K + k) * drow, delta, (size_t)drow * sizeof(float));
                     if (k == 0)
@@ -347,6 +453,19 @@ static enum td_status run_seeded(struct td_ntk_passes *ps, const struct td_ntk_s
                         u->kind == TD_USE_EMBEDDING ? ps->stage_ids[i] + n * u->R : NULL;
                     form_gradient(u, delta, a, ids, d->E + (size_t)(n * K + k) * s->width + u->col);
                 }
+            }
+        }
+        /* Local uses run plans of their own: one after the other. */
+        for (int i = 0; i < nu; i++) {
+            const struct td_ntk_use *u = &s->uses[i];
+            if (u->kind != TD_USE_LOCAL) continue;
+            for (int64_t jn = 0; jn < nk; jn++) {
+                const int64_t j = jn / count, n = jn % count, k = k0 + j;
+                const float *delta = ps->stage_delta[j * nu + i] + n * u->out;
+                enum td_status st =
+                    run_local(ps, u, i, n, delta, d->E + (size_t)(n * K + k) * s->width + u->col,
+                              err, errlen);
+                if (st != TD_OK) return st;
             }
         }
     }

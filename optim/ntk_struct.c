@@ -6,6 +6,7 @@
 
 #include "graph/memory.h"
 #include "graph/node.h"
+#include "ops/op.h"
 #include "optim/ntk_impl.h"
 
 /* A parameter reference: the parameter itself, or rows [r0, r0 + rows) of
@@ -61,6 +62,40 @@ static void add_range(struct finder *f, struct pref r)
     f->ranges[f->n_ranges++] = (struct range){r.param, r.r0, r.rows};
 }
 
+/* Any other op: parameters whole, every other operand per-sample data
+ * (batch first) or a constant, and the output per-sample. Its per-sample
+ * gradient is its VJP on one sample. */
+static int recognise_local(struct finder *f, struct td_node *y)
+{
+    if (f->n_uses > 0 && f->uses[f->n_uses - 1].y == y) return 1; /* another operand of it */
+    struct td_ntk_use u = {.kind = TD_USE_LOCAL,
+                           .route = TD_ROUTE_EXPLICIT,
+                           .w_param = -1,
+                           .b_param = -1,
+                           .y = y,
+                           .R = 1,
+                           .in = 1};
+    if (y->dtype != TD_F32 || (y->op->traits & TD_TRAIT_VIEW)) return 0;
+    for (int k = 0; k < y->n_src; k++) {
+        const struct td_node *x = y->src[k];
+        u.lparam[k] = -1;
+        if (x->kind == TD_NODE_PARAM)
+            u.lparam[k] = x->param_index;
+        else if (x->shape.rank >= 1 && x->shape.dim[0] == f->batch)
+            u.batch_ops |= 1u << k;
+        else if (x->kind != TD_NODE_CONST)
+            return 0;
+    }
+    if (!u.batch_ops) return 0;
+    u.out = td_shape_numel(&y->shape) / f->batch;
+    for (int k = 0; k < y->n_src; k++)
+        if (u.lparam[k] >= 0)
+            add_range(f, (struct pref){u.lparam[k], 0,
+                                       y->src[k]->shape.rank ? y->src[k]->shape.dim[0] : 1});
+    f->uses[f->n_uses++] = u;
+    return 1;
+}
+
 /* Recognises node y consuming a parameter through operand s as a use;
  * returns 1 when it is one (recorded), 0 when the parameter must fall back. */
 static int recognise(struct finder *f, struct td_node *y, int s)
@@ -105,7 +140,7 @@ static int recognise(struct finder *f, struct td_node *y, int s)
         u.w_param = w.param;
         add_range(f, w);
     } else {
-        return 0;
+        return recognise_local(f, y);
     }
     u.y = y;
     u.route = TD_ROUTE_FACTORED;
@@ -161,9 +196,15 @@ enum td_status td_ntk_find_structure(const struct td_tinst *t, int jacobian_only
     mark_overlaps(&f);
     for (int i = 0; i < f.n_uses; i++) {
         struct td_ntk_use u = f.uses[i];
+        int any = 0;
         if (u.w_param >= 0 && (f.fallback[u.w_param] || !selected[u.w_param])) u.w_param = -1;
         if (u.b_param >= 0 && (f.fallback[u.b_param] || !selected[u.b_param])) u.b_param = -1;
-        if (u.w_param < 0 && u.b_param < 0) continue;
+        for (int k = 0; u.kind == TD_USE_LOCAL && k < u.y->n_src; k++) {
+            if (u.lparam[k] >= 0 && (f.fallback[u.lparam[k]] || !selected[u.lparam[k]]))
+                u.lparam[k] = -1;
+            any |= u.lparam[k] >= 0;
+        }
+        if (u.w_param < 0 && u.b_param < 0 && !any) continue;
         f.uses[s->n_uses++] = u;
     }
     for (int i = 0; i < p->count; i++) {
@@ -216,6 +257,18 @@ static double explicit_flops(const struct td_ntk_use *u, int64_t K, int64_t tile
     return kk * 2.0 * width + 2.0 * form / (double)tile;
 }
 
+/* Elements of a local use's distinct parameters in theta. */
+static size_t local_width(const struct td_ntk_use *u)
+{
+    size_t w = 0;
+    for (int k = 0; k < u->y->n_src; k++) {
+        int dup = 0;
+        for (int j = 0; j < k; j++) dup |= u->lparam[j] == u->lparam[k];
+        if (u->lparam[k] >= 0 && !dup) w += (size_t)td_shape_numel(&u->y->src[k]->shape);
+    }
+    return w;
+}
+
 void td_ntk_choose_routes(struct td_ntk_structure *s, int64_t K, int64_t tile, int trace,
                           size_t factored_bytes_max)
 {
@@ -223,6 +276,12 @@ void td_ntk_choose_routes(struct td_ntk_structure *s, int64_t K, int64_t tile, i
     for (int i = 0; i < s->n_uses; i++) {
         struct td_ntk_use *u = &s->uses[i];
         u->route = TD_ROUTE_EXPLICIT;
+        if (u->kind == TD_USE_LOCAL) {
+            u->col = col;
+            u->width = local_width(u);
+            col += u->width;
+            continue;
+        }
         if (u->kind == TD_USE_DENSE &&
             td_ntk_factored_bytes(u, K, tile, trace) <= factored_bytes_max &&
             factored_flops(u, K, trace) <= explicit_flops(u, K, tile, trace))

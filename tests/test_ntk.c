@@ -392,18 +392,19 @@ START_TEST(test_structure_fallback_and_positions)
         ck_assert_msg(td_ntk_dense(&m, &x, NULL, &o, k[method], &r, err, sizeof(err)) == TD_OK,
                       "%s", err);
     }
-    /* The position parameter by Jacobian rows and by columns. */
+    /* The Jacobian by rows and by columns. */
     float *k0 = malloc(sizeof(float) * NK * NK);
     for (int route = TD_NTK_JAC_ROWS; route <= TD_NTK_JAC_COLUMNS; route++) {
-        struct td_ntk_options o = {.method = TD_NTK_STRUCTURED, .jacobian = route, .tile = 4};
+        struct td_ntk_options o = {.method = TD_NTK_JACOBIAN, .jacobian = route, .tile = 4};
         ck_assert(td_ntk_dense(&m, &x, NULL, &o, k0, NULL, err, sizeof(err)) == TD_OK);
         ck_assert_msg(rel_err_f(k0, k[3], (size_t)NK * NK) < 1e-5, "route %d", route);
     }
     free(k0);
     /* Over 2 positions the two halves of w (with b) and the head factor;
-     * the embedding goes through per-sample gradients; pos falls back. */
-    ck_assert_msg(r.uses_factored == 3 && r.uses_explicit == 1, "%s", r.why);
-    ck_assert_int_eq(r.fallback_params, 1);
+     * the embedding and the added position table go through per-sample
+     * gradients, the latter as the add's own VJP on one sample. */
+    ck_assert_msg(r.uses_factored == 3 && r.uses_explicit == 2, "%s", r.why);
+    ck_assert_int_eq(r.fallback_params, 0);
     ck_assert_int_eq((int)r.K, K);
     double e1 = rel_err_f(k[2], k[1], (size_t)NK * NK), e3 = rel_err_f(k[3], k[1], (size_t)NK * NK);
     ck_assert_msg(e1 < 1e-5 && e3 < 1e-5, "ntvp %.3g, structured %.3g against jacobian", e1, e3);
@@ -455,6 +456,43 @@ START_TEST(test_structure_fallback_and_positions)
 }
 END_TEST
 
+/* A weight tied between two layers: its uses' Jacobians add up, so it
+ * falls back to Jacobian entries (rows and columns both tried). */
+static enum td_status tied_build(void *ctx, struct td_graph *g, int64_t batch,
+                                 struct td_tangent_net *net)
+{
+    (void)ctx;
+    struct td_node *x = td_input(g, "x", TD_SHAPE(batch, 6), TD_F32);
+    struct td_node *w =
+        td_param(g, "tied", TD_SHAPE(6, 6), (struct td_init){TD_INIT_NORMAL, 0, 0.5f});
+    struct td_node *b = td_param(g, "b", TD_SHAPE(6), (struct td_init){TD_INIT_NORMAL, 0, 0.5f});
+    struct td_node *h = td_tanh(g, td_linear(g, x, w, b));
+    net->inputs[0] = x;
+    net->n_inputs = 1;
+    net->output = td_dense(g, td_tanh(g, td_matmul(g, h, w, 0, 1)), 2, "out");
+    return td_graph_status(g);
+}
+
+START_TEST(test_tied_weight_falls_back)
+{
+    struct td_tangent_model m = {.build = tied_build, .seed = 8};
+    float xs[5 * 6];
+    tu_fill_uniform(xs, 5 * 6, -1, 1, 8, 1);
+    struct td_tangent_data x = {{xs}, 5};
+    float a[100], b[100];
+    char err[512];
+    struct td_ntk_report r;
+    struct td_ntk_options o = {.method = TD_NTK_JACOBIAN};
+    ck_assert(td_ntk_dense(&m, &x, NULL, &o, a, NULL, err, sizeof(err)) == TD_OK);
+    for (int route = TD_NTK_JAC_ROWS; route <= TD_NTK_JAC_COLUMNS; route++) {
+        o = (struct td_ntk_options){.method = TD_NTK_STRUCTURED, .jacobian = route};
+        ck_assert_msg(td_ntk_dense(&m, &x, NULL, &o, b, &r, err, sizeof(err)) == TD_OK, "%s", err);
+        ck_assert_msg(r.fallback_params == 1 && r.uses_factored == 2, "%s", r.why);
+        ck_assert_msg(rel_err_f(b, a, 100) < 1e-5, "route %d", route);
+    }
+}
+END_TEST
+
 /* ---- the tiny zoo GPT: 2 layers, d 32, 2 heads, context 16 ---- */
 
 static enum td_status gpt_build(void *ctx, struct td_graph *g, int64_t batch,
@@ -490,8 +528,8 @@ START_TEST(test_tiny_gpt_methods_agree)
                       "%s", err);
     }
     /* Dense weights and the embedding are structured; the position table
-     * and the layer norms fall back. */
-    ck_assert_msg(r.fallback_params == 1 + 2 * 5 && r.uses_factored + r.uses_explicit == 2 * 6 + 2,
+     * and the 5 layer norms' gains are local uses: nothing falls back. */
+    ck_assert_msg(r.fallback_params == 0 && r.uses_factored + r.uses_explicit == 2 * 6 + 2 + 1 + 5,
                   "%s", r.why);
     double e1 = rel_err_f(k[2], k[1], NK * NK), e3 = rel_err_f(k[3], k[1], NK * NK);
     ck_assert_msg(e1 < 1e-5 && e3 < 1e-5, "ntvp %.3g, structured %.3g against jacobian", e1, e3);
@@ -572,6 +610,7 @@ int main(void)
     tcase_add_test(tc, test_errors_before_work);
     tcase_add_test(tc, test_builder_error);
     tcase_add_test(tc, test_structure_fallback_and_positions);
+    tcase_add_test(tc, test_tied_weight_falls_back);
     tcase_add_test(tc, test_tiny_gpt_methods_agree);
     tcase_add_test(tc, test_ntvp_products);
     tcase_add_test(tc, test_threads_bitwise);
