@@ -255,25 +255,45 @@ enum td_status td_ntk_plan(const struct td_tangent_model *m, const struct td_tan
 
 /* ---- execution ---- */
 
-struct run {
-    const struct ntk_plan *p;
-    const struct td_ntk_options *o;
-    int64_t K, b;
+/* X2's side data per tile, kept when they all fit the budget's spare room. */
+struct side_cache {
+    struct td_ntk_side *side;
+    unsigned char *ready;
+    int64_t n;
+};
+
+/* A planned computation: the builds, plans and buffers of its method, kept
+ * for runs on other samples of the same sizes. */
+struct td_ntk {
+    struct ntk_plan plan;
+    const struct ntk_plan *p; /* &plan */
+    struct td_ntk_options opts;
+    const struct td_ntk_options *o; /* &opts */
+    const struct td_tangent_model *m;
+    int64_t K, b, t1, t2;
     double *acc; /* [(n,k),(m,l)], [n][m], [n][k][l] or [n] */
     float *tile; /* the sink's copy */
     float *mirror;
     double sink_seconds;
     int64_t done, total;
+    /* jacobian and structured */
+    struct td_ntk_passes ps;
+    struct td_ntk_side a, bside;
+    struct side_cache cache;
+    struct td_ntk_work work;
+    /* ntvp */
+    struct td_ntvp_core core;
+    float *seed;
 };
 
-static int64_t acc_elems(const struct run *r, int64_t ni, int64_t nj)
+static int64_t acc_elems(const struct td_ntk *r, int64_t ni, int64_t nj)
 {
     const struct td_ntk_shape *s = &r->p->shape;
     int64_t e = s->diagonal ? ni : ni * nj;
     return s->trace ? e : e * r->K * r->K;
 }
 
-static enum td_status deliver(struct run *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
+static enum td_status deliver(struct td_ntk *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
                               const float *data, char *err, size_t errlen)
 {
     double t0 = omp_get_wtime();
@@ -289,8 +309,8 @@ static enum td_status deliver(struct run *r, int64_t i0, int64_t ni, int64_t j0,
  * triangle of the accumulator, in (sample, output) order, is read, which
  * makes the tile exactly symmetric. Blocks of 64 keep the transposed reads
  * in cache. */
-static enum td_status emit(struct run *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj, int lower,
-                           char *err, size_t errlen)
+static enum td_status emit(struct td_ntk *r, int64_t i0, int64_t ni, int64_t j0, int64_t nj,
+                           int lower, char *err, size_t errlen)
 {
     const struct td_ntk_shape *s = &r->p->shape;
     const int64_t K = s->trace ? 1 : r->K, e = acc_elems(r, ni, nj);
@@ -323,59 +343,68 @@ static enum td_status emit(struct run *r, int64_t i0, int64_t ni, int64_t j0, in
     return deliver(r, j0, nj, i0, ni, r->mirror, err, errlen);
 }
 
-static void progress(struct run *r)
+static void progress(struct td_ntk *r)
 {
     r->done++;
     if (r->o->progress) r->o->progress(r->o->progress_ctx, (double)r->done / (double)r->total);
 }
 
-/* X2's side data per tile, kept when they all fit the budget's spare room. */
-struct side_cache {
-    struct td_ntk_side *side;
-    unsigned char *ready;
-    int64_t n;
-};
+/* The builds and buffers of the jacobian and structured methods. */
+static enum td_status rows_init(struct td_ntk *r, char *err, size_t errlen)
+{
+    const struct ntk_plan *p = r->p;
+    const struct td_ntk_shape *s = &p->shape;
+    const struct td_ntk_structure *st = &p->st[p->method];
+    const int64_t cols = td_ntk_fallback_columns(s, st->fallback_elems, r->b);
+    enum td_status rc = td_ntk_passes_init(&r->ps, r->m, &r->o->params, &p->probe, st, r->K, r->b,
+                                           p->seeds, cols, r->o->num_threads, err, errlen);
+    if (rc == TD_OK && (td_ntk_side_alloc(&r->a, st, r->K, r->b) != TD_OK ||
+                        td_ntk_side_alloc(&r->bside, st, r->K, r->b) != TD_OK))
+        rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    size_t side_bytes = td_ntk_side_bytes(st, r->K, r->b);
+    if (rc == TD_OK && !s->diagonal && !s->symmetric && r->t1 > 1 && r->t2 > 1 &&
+        (double)r->t2 * (double)side_bytes + p->bytes[p->method] <= (double)p->budget) {
+        r->cache.side = calloc((size_t)r->t2, sizeof(*r->cache.side));
+        r->cache.ready = calloc((size_t)r->t2, 1);
+        if (r->cache.side && r->cache.ready) r->cache.n = r->t2;
+    }
+    return rc;
+}
 
-static enum td_status rows_method(struct run *r, const struct td_tangent_model *m, char *err,
-                                  size_t errlen)
+static void rows_free(struct td_ntk *r)
+{
+    const struct td_ntk_structure *st = &r->p->st[r->p->method];
+    for (int64_t J = 0; J < r->cache.n; J++) td_ntk_side_free(&r->cache.side[J], st);
+    free(r->cache.side), free(r->cache.ready);
+    td_ntk_work_free(&r->work);
+    td_ntk_side_free(&r->a, st);
+    td_ntk_side_free(&r->bside, st);
+    td_ntk_passes_free(&r->ps);
+}
+
+static enum td_status rows_method(struct td_ntk *r, char *err, size_t errlen)
 {
     const struct ntk_plan *p = r->p;
     const struct td_ntk_shape *s = &p->shape;
     const struct td_ntk_structure *st = &p->st[p->method];
     const int nt = r->o->num_threads;
-    struct td_ntk_passes ps;
-    struct td_ntk_side a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
-    struct side_cache cache = {0};
-    struct td_ntk_work work;
-    memset(&work, 0, sizeof(work));
-    const int64_t cols = td_ntk_fallback_columns(s, st->fallback_elems, r->b);
-    enum td_status rc = td_ntk_passes_init(&ps, m, &r->o->params, &p->probe, st, r->K, r->b,
-                                           p->seeds, cols, nt, err, errlen);
-    if (rc == TD_OK && (td_ntk_side_alloc(&a, st, r->K, r->b) != TD_OK ||
-                        td_ntk_side_alloc(&b, st, r->K, r->b) != TD_OK))
-        rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
-    const int64_t t1 = (s->n1 + r->b - 1) / r->b, t2 = (s->n2 + r->b - 1) / r->b;
-    size_t side_bytes = td_ntk_side_bytes(st, r->K, r->b);
-    if (rc == TD_OK && !s->diagonal && !s->symmetric && t1 > 1 && t2 > 1 &&
-        (double)t2 * (double)side_bytes + p->bytes[p->method] <= (double)p->budget) {
-        cache.n = t2;
-        cache.side = calloc((size_t)t2, sizeof(*cache.side));
-        cache.ready = calloc((size_t)t2, 1);
-        if (!cache.side || !cache.ready) cache.n = 0;
-    }
+    struct td_ntk_passes *ps = &r->ps;
+    struct td_ntk_side *a = &r->a, *b = &r->bside;
+    struct side_cache *cache = &r->cache;
+    const int64_t t1 = r->t1, t2 = r->t2;
+    enum td_status rc = TD_OK;
+    for (int64_t J = 0; J < cache->n; J++) cache->ready[J] = 0;
     for (int64_t I = 0; I < t1 && rc == TD_OK; I++) {
         const int64_t i0 = I * r->b, ni = s->n1 - i0 < r->b ? s->n1 - i0 : r->b;
-        rc = td_ntk_passes_run(&ps, st, &p->x1, i0, ni, &a, err, errlen);
+        rc = td_ntk_passes_run(ps, st, &p->x1, i0, ni, a, err, errlen);
         if (rc == TD_OK && s->diagonal) {
-            const struct td_ntk_side *bs = &a;
+            const struct td_ntk_side *bs = a;
             if (!s->symmetric) {
-                rc = td_ntk_passes_run(&ps, st, &p->x2, i0, ni, &b, err, errlen);
-                bs = &b;
+                rc = td_ntk_passes_run(ps, st, &p->x2, i0, ni, b, err, errlen);
+                bs = b;
             }
             memset(r->acc, 0, (size_t)acc_elems(r, ni, ni) * sizeof(double));
-            if (rc == TD_OK && td_ntk_contract_diag(st, r->K, &a, bs, s->trace, nt, r->acc))
+            if (rc == TD_OK && td_ntk_contract_diag(st, r->K, a, bs, s->trace, nt, r->acc))
                 rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
             if (rc == TD_OK) rc = emit(r, i0, ni, i0, ni, 0, err, errlen);
             progress(r);
@@ -383,26 +412,26 @@ static enum td_status rows_method(struct run *r, const struct td_tangent_model *
         }
         for (int64_t J = 0; J < (s->symmetric ? I + 1 : t2) && rc == TD_OK; J++) {
             const int64_t j0 = J * r->b, nj = s->n2 - j0 < r->b ? s->n2 - j0 : r->b;
-            const struct td_ntk_side *bs = &b;
+            const struct td_ntk_side *bs = b;
             if (s->symmetric && J == I) {
-                bs = &a;
-            } else if (cache.n) {
-                if (!cache.ready[J]) {
-                    if (td_ntk_side_alloc(&cache.side[J], st, r->K, r->b) != TD_OK)
+                bs = a;
+            } else if (cache->n) {
+                if (!cache->ready[J]) {
+                    if (td_ntk_side_alloc(&cache->side[J], st, r->K, r->b) != TD_OK)
                         rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
                     if (rc == TD_OK)
                         rc =
-                            td_ntk_passes_run(&ps, st, &p->x2, j0, nj, &cache.side[J], err, errlen);
-                    cache.ready[J] = rc == TD_OK;
+                            td_ntk_passes_run(ps, st, &p->x2, j0, nj, &cache->side[J], err, errlen);
+                    cache->ready[J] = rc == TD_OK;
                 }
-                bs = &cache.side[J];
+                bs = &cache->side[J];
             } else {
-                rc = td_ntk_passes_run(&ps, st, &p->x2, j0, nj, &b, err, errlen);
+                rc = td_ntk_passes_run(ps, st, &p->x2, j0, nj, b, err, errlen);
             }
             if (rc != TD_OK) break;
             const int lower = s->symmetric && J == I;
             memset(r->acc, 0, (size_t)acc_elems(r, ni, nj) * sizeof(double));
-            if (td_ntk_contract(st, r->K, &a, bs, s->trace, lower, nt, &work, r->acc)) {
+            if (td_ntk_contract(st, r->K, a, bs, s->trace, lower, nt, &r->work, r->acc)) {
                 rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
                 break;
             }
@@ -410,17 +439,11 @@ static enum td_status rows_method(struct run *r, const struct td_tangent_model *
             progress(r);
         }
     }
-    for (int64_t J = 0; J < cache.n; J++) td_ntk_side_free(&cache.side[J], st);
-    free(cache.side), free(cache.ready);
-    td_ntk_work_free(&work);
-    td_ntk_side_free(&a, st);
-    td_ntk_side_free(&b, st);
-    td_ntk_passes_free(&ps);
     return rc;
 }
 
 /* Columns (m, l) of a tile pair by NTK-vector products into the accumulator. */
-static enum td_status ntvp_pair(struct run *r, struct td_ntvp_core *c, float *seed, int64_t i0,
+static enum td_status ntvp_pair(struct td_ntk *r, struct td_ntvp_core *c, float *seed, int64_t i0,
                                 int64_t ni, int64_t j0, int64_t nj, char *err, size_t errlen)
 {
     const struct td_ntk_shape *s = &r->p->shape;
@@ -461,30 +484,128 @@ static enum td_status ntvp_pair(struct run *r, struct td_ntvp_core *c, float *se
     return rc;
 }
 
-static enum td_status ntvp_method(struct run *r, const struct td_tangent_model *m, char *err,
-                                  size_t errlen)
+static enum td_status ntvp_init(struct td_ntk *r, char *err, size_t errlen)
+{
+    enum td_status rc = td_ntvp_core_init(&r->core, r->m, r->b, &r->o->params,
+                                          r->p->shape.symmetric, r->o->num_threads, err, errlen);
+    r->seed = malloc((size_t)(r->b * r->K) * sizeof(float));
+    if (rc == TD_OK && !r->seed) rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    return rc;
+}
+
+static enum td_status ntvp_method(struct td_ntk *r, char *err, size_t errlen)
 {
     const struct td_ntk_shape *s = &r->p->shape;
-    struct td_ntvp_core c;
-    enum td_status rc =
-        td_ntvp_core_init(&c, m, r->b, &r->o->params, s->symmetric, r->o->num_threads, err, errlen);
-    float *seed = malloc((size_t)(r->b * r->K) * sizeof(float));
-    if (rc == TD_OK && !seed) rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
-    const int64_t t1 = (s->n1 + r->b - 1) / r->b, t2 = (s->n2 + r->b - 1) / r->b;
+    enum td_status rc = TD_OK;
+    const int64_t t1 = r->t1, t2 = r->t2;
     for (int64_t I = 0; I < t1 && rc == TD_OK; I++) {
         const int64_t i0 = I * r->b, ni = s->n1 - i0 < r->b ? s->n1 - i0 : r->b;
         int64_t jlast = s->diagonal ? I + 1 : (s->symmetric ? I + 1 : t2);
         for (int64_t J = s->diagonal ? I : 0; J < jlast && rc == TD_OK; J++) {
             const int64_t j0 = J * r->b, nj = s->n2 - j0 < r->b ? s->n2 - j0 : r->b;
             memset(r->acc, 0, (size_t)acc_elems(r, ni, nj) * sizeof(double));
-            rc = ntvp_pair(r, &c, seed, i0, ni, j0, nj, err, errlen);
+            rc = ntvp_pair(r, &r->core, r->seed, i0, ni, j0, nj, err, errlen);
             const int lower = s->symmetric && !s->diagonal && I == J;
             if (rc == TD_OK) rc = emit(r, i0, ni, j0, nj, lower, err, errlen);
             progress(r);
         }
     }
-    free(seed);
-    td_ntvp_core_free(&c);
+    return rc;
+}
+
+void td_ntk_free(struct td_ntk *k)
+{
+    if (!k) return;
+    if (k->p->method == TD_NTK_NTVP) {
+        td_ntvp_core_free(&k->core);
+        free(k->seed);
+    } else if (k->p->method != TD_NTK_AUTO) {
+        rows_free(k);
+    }
+    free(k->acc), free(k->tile), free(k->mirror);
+    plan_free(&k->plan);
+    free(k);
+}
+
+enum td_status td_ntk_new(struct td_ntk **out, const struct td_tangent_model *m,
+                          const struct td_tangent_data *x1, const struct td_tangent_data *x2,
+                          const struct td_ntk_options *o, struct td_ntk_report *report, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    struct td_ntk *k = calloc(1, sizeof(*k));
+    if (!k) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    k->p = &k->plan;
+    k->o = &k->opts;
+    enum td_status rc = o ? TD_OK : td_io_errf(TD_ERR_ARG, err, errlen, "ntk: NULL options");
+    if (rc == TD_OK) {
+        k->opts = *o;
+        k->m = m;
+        rc = plan_ntk(&k->plan, m, x1, x2, o, err, errlen);
+    }
+    if (rc != TD_OK) {
+        plan_free(&k->plan);
+        free(k);
+        return rc;
+    }
+    const struct td_ntk_shape *s = &k->p->shape;
+    k->K = s->K;
+    k->b = k->p->tile[k->p->method];
+    k->t1 = (s->n1 + k->b - 1) / k->b;
+    k->t2 = (s->n2 + k->b - 1) / k->b;
+    k->total = s->diagonal ? k->t1 : s->symmetric ? k->t1 * (k->t1 + 1) / 2 : k->t1 * k->t2;
+    int64_t e = acc_elems(k, k->b, k->b);
+    k->acc = td_alloc_large((size_t)e * sizeof(double));
+    k->tile = td_alloc_large((size_t)e * sizeof(float));
+    /* Mirror images exist only below the diagonal of a symmetric kernel. */
+    const int mirrored = s->symmetric && !s->diagonal && k->t1 > 1;
+    if (mirrored) k->mirror = td_alloc_large((size_t)e * sizeof(float));
+    if (!k->acc || !k->tile || (mirrored && !k->mirror))
+        rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory for a tile of %lld samples",
+                        (long long)k->b);
+    if (rc == TD_OK)
+        rc = k->p->method == TD_NTK_NTVP ? ntvp_init(k, err, errlen) : rows_init(k, err, errlen);
+    if (rc != TD_OK) {
+        td_ntk_free(k);
+        return rc;
+    }
+    fill_report(k->p, report);
+    *out = k;
+    return TD_OK;
+}
+
+/* Every build reads the model's current parameter values. */
+static void refresh_values(struct td_ntk *k)
+{
+    struct td_tinst *inst[4] = {&k->ps.multi, &k->ps.one, &k->ps.colb, &k->core.inst};
+    for (int i = 0; i < 4; i++) td_tinst_refresh(inst[i], k->m);
+}
+
+enum td_status td_ntk_run(struct td_ntk *k, const struct td_tangent_data *x1,
+                          const struct td_tangent_data *x2, struct td_ntk_report *report, char *err,
+                          size_t errlen)
+{
+    struct ntk_plan *p = &k->plan;
+    const struct td_ntk_shape *s = &p->shape;
+    if (!k->o->sink) return td_io_errf(TD_ERR_ARG, err, errlen, "ntk: no sink");
+    if (!x1 || x1->n != s->n1 || (x2 ? x2->n : x1->n) != s->n2 ||
+        (!x2 || same_samples(x1, x2, p->probe.net.n_inputs)) != s->symmetric)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "ntk: a run needs sample sets of the sizes planned (%lld and %lld%s)",
+                          (long long)s->n1, (long long)s->n2,
+                          s->symmetric ? ", the same samples on both sides" : "");
+    double t0 = omp_get_wtime();
+    p->x1 = *x1;
+    p->x2 = x2 ? *x2 : *x1;
+    k->sink_seconds = 0;
+    k->done = 0;
+    refresh_values(k);
+    enum td_status rc =
+        p->method == TD_NTK_NTVP ? ntvp_method(k, err, errlen) : rows_method(k, err, errlen);
+    if (rc == TD_OK && report) {
+        fill_report(p, report);
+        report->seconds = omp_get_wtime() - t0 - k->sink_seconds;
+    }
     return rc;
 }
 
@@ -494,34 +615,12 @@ enum td_status td_ntk_compute(const struct td_tangent_model *m, const struct td_
 {
     if (o && !o->sink) return td_io_errf(TD_ERR_ARG, err, errlen, "ntk: no sink");
     double t0 = omp_get_wtime();
-    struct ntk_plan p;
-    enum td_status rc = plan_ntk(&p, m, x1, x2, o, err, errlen);
-    struct run r = {.p = &p, .o = o};
-    if (rc == TD_OK) {
-        const struct td_ntk_shape *s = &p.shape;
-        r.K = s->K;
-        r.b = p.tile[p.method];
-        int64_t e = acc_elems(&r, r.b, r.b);
-        r.acc = td_alloc_large((size_t)e * sizeof(double));
-        r.tile = td_alloc_large((size_t)e * sizeof(float));
-        const int64_t t1 = (s->n1 + r.b - 1) / r.b, t2 = (s->n2 + r.b - 1) / r.b;
-        /* Mirror images exist only below the diagonal of a symmetric kernel. */
-        if (s->symmetric && !s->diagonal && t1 > 1)
-            r.mirror = td_alloc_large((size_t)e * sizeof(float));
-        r.total = s->diagonal ? t1 : s->symmetric ? t1 * (t1 + 1) / 2 : t1 * t2;
-        if (!r.acc || !r.tile || (s->symmetric && !s->diagonal && t1 > 1 && !r.mirror))
-            rc = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory for a tile of %lld samples",
-                            (long long)r.b);
-    }
-    if (rc == TD_OK)
-        rc = p.method == TD_NTK_NTVP ? ntvp_method(&r, m, err, errlen)
-                                     : rows_method(&r, m, err, errlen);
-    if (rc == TD_OK && report) {
-        fill_report(&p, report);
-        report->seconds = omp_get_wtime() - t0 - r.sink_seconds;
-    }
-    free(r.acc), free(r.tile), free(r.mirror);
-    plan_free(&p);
+    struct td_ntk *k;
+    enum td_status rc = td_ntk_new(&k, m, x1, x2, o, NULL, err, errlen);
+    if (rc != TD_OK) return rc;
+    rc = td_ntk_run(k, x1, x2, report, err, errlen);
+    if (rc == TD_OK && report) report->seconds = omp_get_wtime() - t0 - k->sink_seconds;
+    td_ntk_free(k);
     return rc;
 }
 

@@ -136,6 +136,25 @@ enum td_status td_ntk_compute(const struct td_tangent_model *m, const struct td_
                               const struct td_tangent_data *x2, const struct td_ntk_options *o,
                               struct td_ntk_report *r, char *err, size_t errlen);
 
+/* The same in two steps, for several kernels of one model on sample sets of
+ * the same sizes (the next batch, or the same samples as the parameters
+ * change): td_ntk_new plans as td_ntk_plan and builds every graph, plan and
+ * buffer the method needs (o is copied; its sink is called by runs);
+ * td_ntk_run computes the kernel of x1 and x2 (sizes and symmetry as
+ * planned: TD_ERR_ARG otherwise) at the model's current parameter values
+ * (m->values is read again). r may be NULL; the run's report has seconds.
+ * td_ntk_new's errors are td_ntk_plan's and out of memory; *k is NULL on
+ * error. m and the sample arrays must outlive the runs that read them. */
+struct td_ntk;
+enum td_status td_ntk_new(struct td_ntk **k, const struct td_tangent_model *m,
+                          const struct td_tangent_data *x1, const struct td_tangent_data *x2,
+                          const struct td_ntk_options *o, struct td_ntk_report *r, char *err,
+                          size_t errlen);
+enum td_status td_ntk_run(struct td_ntk *k, const struct td_tangent_data *x1,
+                          const struct td_tangent_data *x2, struct td_ntk_report *r, char *err,
+                          size_t errlen);
+void td_ntk_free(struct td_ntk *k);
+
 /* The whole kernel into out (the caller's, of the output shape above);
  * o->sink is ignored. */
 enum td_status td_ntk_dense(const struct td_tangent_model *m, const struct td_tangent_data *x1,

@@ -34,6 +34,10 @@ enum td_status td_tinst_init(struct td_tinst *t, const struct td_tangent_model *
                              const struct td_param_select *sel, char *err, size_t errlen);
 void td_tinst_free(struct td_tinst *t);
 
+/* Copies m->values into the build's store again (nothing when m->values is
+ * NULL or t holds no build). */
+void td_tinst_refresh(struct td_tinst *t, const struct td_tangent_model *m);
+
 /* Feeds for samples [first, first + count) of d, count <= batch / copies,
  * each input laid out as `copies` consecutive copies of the count samples,
  * padded by repeating the first sample up to batch / copies. Points the

@@ -135,6 +135,18 @@ enum td_status td_tinst_init(struct td_tinst *t, const struct td_tangent_model *
     return st;
 }
 
+void td_tinst_refresh(struct td_tinst *t, const struct td_tangent_model *m)
+{
+    if (!t->g || !m->values) return;
+    struct td_params *p = td_graph_params(t->g);
+    for (int i = 0; i < p->count; i++) {
+        int j = td_params_find(m->values, p->info[i].name);
+        if (j >= 0)
+            memcpy(p->value + p->info[i].offset, m->values->value + m->values->info[j].offset,
+                   p->info[i].numel * sizeof(float));
+    }
+}
+
 void td_tinst_free(struct td_tinst *t)
 {
     for (int i = 0; i < TD_TANGENT_MAX_INPUTS; i++) free(t->stage[i]);

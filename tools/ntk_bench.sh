@@ -25,7 +25,8 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 tmed() { # tandem's median over --repeat: tmed ARGS...
     "$tandem" ntk --weights "$weights" --n "$n" --threads "$threads" "$@" |
-        awk '/runs: median/ { med = $4 } /^computed in/ { last = $3 } END { print med ? med : last }'
+        awk '/more runs on the same plans: median/ { med = $9 } /^computed in/ { last = $3 }
+             END { print med ? med : last }'
 }
 get() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 
@@ -34,7 +35,8 @@ declare -A T
 for r in $(seq 1 "$rounds"); do
     for mode in full trace; do
         flag=(); [ $mode = trace ] && flag=(--trace)
-        T[auto_$mode]+="$(tmed "${flag[@]}" --repeat 5 --out "$work/auto_$mode.h5") "
+        T[auto_$mode]+="$(tmed "${flag[@]}" --repeat 6 --out "$work/auto_$mode.h5") "
+        T[cold_$mode]+="$(tmed "${flag[@]}" --repeat 1 --out "$work/cold_$mode.h5") "
         if [ $torch_ok = 1 ]; then
             skip=(); [ "$r" -gt 2 ] && skip=(--skip-functorch)
             out=$(/usr/bin/python3 "$here/ntk_torch.py" "$weights" --n "$n" --threads "$threads" \
@@ -53,7 +55,8 @@ done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
 echo "seed MLP, N = $n, $threads threads, $rounds rounds (functorch: 2), median over rounds of"
-echo "each round's median (Tandem: 5 runs, PyTorch: 3 runs after a warm-up); spread = min-max"
+echo "each round's median (Tandem: 5 runs on plans built once, PyTorch: 3 runs after a warm-up;"
+echo "the single Tandem runs include planning and building); spread = min-max"
 row() { # row LABEL KEY
     local v="${T[$2]:-}"
     [ -z "$v" ] && return
@@ -62,6 +65,8 @@ row() { # row LABEL KEY
 }
 row "tandem auto (structured), full" auto_full
 row "tandem auto (structured), trace" auto_trace
+row "tandem auto, full, building included" cold_full
+row "tandem auto, trace, building included" cold_trace
 row "pytorch layer-wise formula, full" layer_full
 row "pytorch layer-wise formula, trace" layer_trace
 row "pytorch functorch vmap(jacrev), full" func_full
