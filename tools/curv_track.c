@@ -28,6 +28,8 @@ struct td_curv_track {
     struct td_curv_op *h;
     struct td_zoo_builder zb;
     struct td_tangent_model tm;
+    struct td_ntk *ntk; /* the probe batch's NTK trace, planned once */
+    double ntk_sum;
     double *cols[N_COLS];
     int64_t rows, cap;
     char path[4096];
@@ -68,15 +70,11 @@ static enum td_status hvp(void *ctx, const float *v, float *out)
     return td_curv_op_apply(ctx, v, out);
 }
 
-struct trace_sum {
-    double sum;
-};
-
 static enum td_status add_tile(void *ctx, const struct td_ntk_tile *tile, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
-    struct trace_sum *s = ctx;
-    for (int64_t i = 0; i < tile->ni; i++) s->sum += tile->data[i];
+    struct td_curv_track *t = ctx;
+    for (int64_t i = 0; i < tile->ni; i++) t->ntk_sum += tile->data[i];
     return TD_OK;
 }
 
@@ -94,17 +92,12 @@ static enum td_status measure(struct td_curv_track *t, int64_t step, char *err, 
     if (st == TD_OK)
         st =
             td_hutchinson_trace(hvp, t->h, p->total, t->o.probes, t->o.seed, &tr, &ci, err, errlen);
-    struct trace_sum ts = {0};
-    struct td_ntk_options no = {.trace = 1,
-                                .diagonal = 1,
-                                .num_threads = t->o.num_threads,
-                                .sink = add_tile,
-                                .sink_ctx = &ts};
-    if (st == TD_OK) st = td_ntk_compute(&t->tm, &t->probe.data, NULL, &no, NULL, err, errlen);
+    t->ntk_sum = 0;
+    if (st == TD_OK) st = td_ntk_run(t->ntk, &t->probe.data, NULL, NULL, err, errlen);
     if (st == TD_OK && grow(t) != TD_OK)
         st = td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
     if (st != TD_OK) return st;
-    const double row[N_COLS] = {(double)step, top, tr, ci, ts.sum, omp_get_wtime() - t0};
+    const double row[N_COLS] = {(double)step, top, tr, ci, t->ntk_sum, omp_get_wtime() - t0};
     for (int c = 0; c < N_COLS; c++) t->cols[c][t->rows] = row[c];
     t->rows++;
     return save(t, err, errlen);
@@ -174,9 +167,16 @@ enum td_status td_curv_track_new(struct td_curv_track **out, const struct td_set
     }
     t->zb = (struct td_zoo_builder){s->info, s->desc, s->m.config};
     t->zb.mc.dropout = 0;
-    if (st == TD_OK)
+    if (st == TD_OK) {
         t->tm = (struct td_tangent_model){
             .build = td_zoo_build, .ctx = &t->zb, .values = td_graph_params(t->g)};
+        struct td_ntk_options no = {.trace = 1,
+                                    .diagonal = 1,
+                                    .num_threads = o->num_threads,
+                                    .sink = add_tile,
+                                    .sink_ctx = t};
+        st = td_ntk_new(&t->ntk, &t->tm, &t->probe.data, NULL, &no, NULL, err, errlen);
+    }
     if (st == TD_OK && o->resumed_step >= 0) st = reload(t, err, errlen);
     if (st == TD_OK && (o->resumed_step < 0 || t->rows == 0))
         st = measure(t, o->resumed_step > 0 ? o->resumed_step : 0, err, errlen);
@@ -191,6 +191,7 @@ enum td_status td_curv_track_new(struct td_curv_track **out, const struct td_set
 void td_curv_track_free(struct td_curv_track *t)
 {
     if (!t) return;
+    td_ntk_free(t->ntk);
     td_curv_op_free(t->h);
     td_graph_free(t->g);
     td_samples_free(&t->probe);
