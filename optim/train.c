@@ -458,9 +458,11 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     float lr = td_schedule_lr(&t->o.schedule, k);
     t->oracle.loss = *loss;
     st = td_optim_step(t->opt, t->p, lr);
+    if (st != TD_OK && !t->ggn)
+        return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
     if (st != TD_OK)
-        return td_io_errf(st, err, errlen, "%s%s%s", td_optim_error(t->opt), t->ggn ? ": " : "",
-                          t->ggn ? td_curv_op_error(t->ggn) : "");
+        return td_io_errf(st, err, errlen, "%s: %s", td_optim_error(t->opt),
+                          td_curv_op_error(t->ggn));
     *lr_used = lr;
     const struct td_optim_stats *s = td_optim_last_stats(t->opt);
     if (log)
