@@ -317,19 +317,33 @@ static enum td_status emit(struct td_ntk *r, int64_t i0, int64_t ni, int64_t j0,
     if (s->diagonal) {
         for (int64_t i = 0; i < e; i++) r->tile[i] = (float)r->acc[i];
     } else {
-        /* acc [(n,k),(m,l)] -> tile [n][m][k][l] */
-        const int64_t rows = ni * K, cols = nj * K;
+        /* acc [(n,k),(m,l)] -> tile [n][m][k][l]; with `lower`, only the
+         * lower triangle in (sample, output) order is read and mirrored. */
+        const int64_t cols = nj * K;
+        float *out = r->tile;
+        const double *acc = r->acc;
 #pragma omp parallel for schedule(static) num_threads(r->o->num_threads > 0 ? r->o->num_threads : 1)
-        for (int64_t bi = 0; bi < rows; bi += 64)
-            for (int64_t bj = 0; bj < cols; bj += 64)
-                for (int64_t i = bi; i < rows && i < bi + 64; i++) {
-                    const int64_t n = i / K, k = i % K;
-                    for (int64_t j = bj; j < cols && j < bj + 64; j++) {
-                        const double v =
-                            lower && j > i ? r->acc[j * cols + i] : r->acc[i * cols + j];
-                        r->tile[((n * nj + j / K) * K + k) * K + j % K] = (float)v;
-                    }
+        for (int64_t n = 0; n < ni; n++)
+            for (int64_t k = 0; k < K; k++) {
+                const double *row = acc + (n * K + k) * cols;
+                for (int64_t m = 0; m < (lower ? n + 1 : nj); m++) {
+                    float *blk = out + ((n * nj + m) * K + k) * K;
+                    for (int64_t l = 0; l < K; l++) blk[l] = (float)row[m * K + l];
                 }
+            }
+        if (lower) {
+#pragma omp parallel for schedule(static) num_threads(r->o->num_threads > 0 ? r->o->num_threads : 1)
+            for (int64_t n = 0; n < ni; n++)
+                for (int64_t m = 0; m <= n; m++) {
+                    float *src = out + (n * nj + m) * K * K, *dst = out + (m * nj + n) * K * K;
+                    for (int64_t k = 0; k < K; k++)
+                        for (int64_t l = m == n ? k + 1 : 0; l < K; l++)
+                            if (m == n)
+                                src[k * K + l] = src[l * K + k];
+                            else
+                                dst[l * K + k] = src[k * K + l];
+                }
+        }
     }
     enum td_status st = deliver(r, i0, ni, j0, nj, r->tile, err, errlen);
     if (st != TD_OK || s->diagonal || !s->symmetric || i0 == j0) return st;

@@ -13,7 +13,7 @@
 #include "optim/gemm.h"
 #include "optim/ntk_impl.h"
 
-enum { W_D, W_A, W_TA, W_TB, W_GEMM };
+enum { W_D, W_A, W_TA, W_TB, W_GEMM, W_D1, W_A1 };
 
 static float *work_get(struct td_ntk_work *w, int slot, size_t floats)
 {
@@ -65,27 +65,13 @@ static int factored_full(const struct td_ntk_use *u, int64_t K, const struct td_
 {
     const int64_t ni = a->count, nj = b->count, R = u->R, ld = nj * K;
     const int64_t dr = ni * K * R, dc = nj * K * R;
-    const float bias = u->b_param >= 0 ? 1.0f : 0.0f;
+    const double bias = u->b_param >= 0 ? 1.0 : 0.0;
     float *D = work_get(w, W_D, (size_t)(dr * dc));
     float *A = work_get(w, W_A, (size_t)(ni * R * nj * R));
     if (!D || !A) return -1;
     struct td_gemm_opts od = {threads(nt), K * R, lower};
     td_gemm_nt(&od, dr, dc, u->out, a->delta[i], u->out, b->delta[i], u->out, D, dc);
     activations(u, a, b, i, lower, nt, A);
-    if (R == 1) {
-        /* One position: row (n, k) of the kernel is D's row times a_n . a_m + 1. */
-#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
-        for (int64_t nk = 0; nk < ni * K; nk++) {
-            const int64_t n = nk / K, mmax = lower ? n + 1 : nj;
-            double *row = acc + nk * ld;
-            const float *drow = D + nk * dc, *arow = A + n * nj;
-            for (int64_t m = 0; m < mmax; m++) {
-                const double s = (double)arow[m] + bias;
-                for (int64_t l = 0; l < K; l++) row[m * K + l] += (double)drow[m * K + l] * s;
-            }
-        }
-        return 0;
-    }
 #pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
     for (int64_t nk = 0; nk < ni * K; nk++) {
         const int64_t n = nk / K, k = nk % K, mmax = lower ? n + 1 : nj;
@@ -141,6 +127,47 @@ static int factored_trace(const struct td_ntk_use *u, int64_t K, const struct td
     return 0;
 }
 
+/* Every factored use with one position, in one pass over the kernel:
+ * row (n, k) gains sum_u D_u's row times (a_n . a_m + b_u) for each m.
+ * Their D_u and A_u are made first, side by side in the workspace, so the
+ * accumulator is read and written once rather than once per use. */
+static int factored_full_r1(const struct td_ntk_structure *s, int64_t K,
+                            const struct td_ntk_side *a, const struct td_ntk_side *b, int lower,
+                            int nt, struct td_ntk_work *w, double *acc)
+{
+    const int64_t ni = a->count, nj = b->count, dr = ni * K, dc = nj * K, ld = nj * K;
+    int idx[64], nu = 0;
+    for (int i = 0; i < s->n_uses && nu < 64; i++)
+        if (s->uses[i].route == TD_ROUTE_FACTORED && s->uses[i].R == 1) idx[nu++] = i;
+    if (nu == 0) return 0;
+    float *D = work_get(w, W_D1, (size_t)nu * (size_t)(dr * dc));
+    float *A = work_get(w, W_A1, (size_t)nu * (size_t)(ni * nj));
+    float bias[64];
+    if (!D || !A) return -1;
+    for (int q = 0; q < nu; q++) {
+        const struct td_ntk_use *u = &s->uses[idx[q]];
+        struct td_gemm_opts od = {threads(nt), K, lower};
+        td_gemm_nt(&od, dr, dc, u->out, a->delta[idx[q]], u->out, b->delta[idx[q]], u->out,
+                   D + (size_t)q * (size_t)(dr * dc), dc);
+        activations(u, a, b, idx[q], lower, nt, A + (size_t)q * (size_t)(ni * nj));
+        bias[q] = u->b_param >= 0 ? 1.0f : 0.0f;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+    for (int64_t nk = 0; nk < dr; nk++) {
+        const int64_t n = nk / K, mmax = lower ? n + 1 : nj;
+        double *row = acc + nk * ld;
+        for (int q = 0; q < nu; q++) {
+            const float *drow = D + (size_t)q * (size_t)(dr * dc) + nk * dc;
+            const float *arow = A + (size_t)q * (size_t)(ni * nj) + n * nj;
+            for (int64_t m = 0; m < mmax; m++) {
+                const float sc = arow[m] + bias[q];
+                for (int64_t l = 0; l < K; l++) row[m * K + l] += (double)(drow[m * K + l] * sc);
+            }
+        }
+    }
+    return 0;
+}
+
 int td_ntk_contract(const struct td_ntk_structure *s, int64_t K, const struct td_ntk_side *a,
                     const struct td_ntk_side *b, int trace, int lower, int num_threads,
                     struct td_ntk_work *w, double *acc)
@@ -154,9 +181,10 @@ int td_ntk_contract(const struct td_ntk_structure *s, int64_t K, const struct td
         if (!scratch) return -1;
         td_gemm_nt_acc64(&o, M, N, inner, a->E, inner, b->E, inner, 1.0, acc, N, scratch);
     }
+    if (!trace && factored_full_r1(s, K, a, b, lower, num_threads, w, acc)) return -1;
     for (int i = 0; i < s->n_uses; i++) {
         const struct td_ntk_use *u = &s->uses[i];
-        if (u->route != TD_ROUTE_FACTORED) continue;
+        if (u->route != TD_ROUTE_FACTORED || (!trace && u->R == 1)) continue;
         int r = trace ? factored_trace(u, K, a, b, i, lower, num_threads, w, acc)
                       : factored_full(u, K, a, b, i, lower, num_threads, w, acc);
         if (r) return r;

@@ -140,7 +140,7 @@ enum td_status td_ntk_passes_run(struct td_ntk_passes *ps, const struct td_ntk_s
 
 /* Scratch of the contractions, grown on demand and kept across tile
  * pairs; zero it before the first use, free it once. */
-#define TD_NTK_WORK_SLOTS 5
+#define TD_NTK_WORK_SLOTS 7
 struct td_ntk_work {
     float *buf[TD_NTK_WORK_SLOTS];
     size_t cap[TD_NTK_WORK_SLOTS];
