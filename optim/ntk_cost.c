@@ -97,8 +97,9 @@ double td_ntk_cost_flops(const struct td_ntk_shape *s, const struct td_ntk_struc
             if (u->route == TD_ROUTE_FACTORED)
                 per_pair +=
                     kk(s) * R2 * 2.0 * (double)u->out + 2.0 * R2 * (double)u->in + kk(s) * R2 * 2.0;
-            else if (u->kind == TD_USE_LOCAL) /* a one-op plan per sample and output */
-                f += samples * K * (4.0 * (double)u->out + 2.0 * (double)u->width + 2e5);
+            else if (u->kind == TD_USE_LOCAL) /* a small plan per sample and pass */
+                f += samples * (K * (4.0 * (double)u->out + 2.0 * (double)u->width) +
+                                ceil(K / (double)seeds) * (1e6 + 2e5 * (double)seeds));
             else
                 f += samples * K * 2.0 * (double)u->R * (double)u->width;
         }

@@ -116,13 +116,14 @@ struct td_ntk_passes {
     struct td_plan *col_plan;
     float *col_tan, *col_out; /* [col_dirs][fallback elements], [col_dirs][tile][K] */
 };
-/* A local use's per-sample gradient: the op rebuilt at batch 1 in a graph
- * of its own, its per-sample operands, parameters and the cotangent fed,
- * the VJP to its parameters bound into `grad` (width floats). */
+/* A local use's per-sample gradients: the op rebuilt at batch 1 in a graph
+ * of its own, its per-sample operands, parameters and one cotangent per
+ * seed of the seeded plan fed, the VJPs to its parameters bound into
+ * `grad` ([seeds][width] floats). */
 struct td_ntk_local {
     struct td_graph *g;
     struct td_plan *plan;
-    struct td_node *in[TD_MAX_SRC], *seed;
+    struct td_node *in[TD_MAX_SRC], **seed;
     float *grad;
 };
 

@@ -57,18 +57,25 @@ static int out_index(struct outs *o, struct td_node *n)
 }
 
 /* A local use's op rebuilt at batch 1 (its per-sample operands sliced to
- * one sample, its parameters and the cotangent fed) and the VJP to its
- * selected parameters, laid out as the use's explicit columns. */
+ * one sample, its parameters and the cotangents fed) and, for each of the
+ * seeded plan's `seeds` outputs, the VJP to its selected parameters, laid
+ * out as the use's explicit columns: one run per sample and pass. */
 static enum td_status init_local(struct td_ntk_passes *ps, const struct td_ntk_use *u,
                                  struct td_ntk_local *L, char *err, size_t errlen)
 {
     const struct td_node *y = u->y;
-    struct td_node *src[TD_MAX_SRC], *wrt[TD_MAX_SRC], *grads[TD_MAX_SRC];
-    struct td_binding bind[TD_MAX_SRC];
+    const int c = (int)ps->seeds;
+    struct td_node *src[TD_MAX_SRC], *wrt[TD_MAX_SRC];
+    struct td_node **grads = malloc((size_t)c * TD_MAX_SRC * sizeof(*grads));
+    struct td_binding *bind = malloc((size_t)c * TD_MAX_SRC * sizeof(*bind));
     int nw = 0;
     L->g = td_graph_new(0);
-    L->grad = td_alloc_large(u->width * sizeof(float));
-    if (!L->g || !L->grad) return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    L->grad = td_alloc_large((size_t)c * u->width * sizeof(float));
+    L->seed = calloc((size_t)c, sizeof(*L->seed));
+    if (!L->g || !L->grad || !L->seed || !grads || !bind) {
+        free(grads), free(bind);
+        return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory");
+    }
     for (int k = 0; k < y->n_src; k++) {
         const struct td_node *x = y->src[k];
         struct td_shape sh = x->shape;
@@ -90,27 +97,37 @@ static enum td_status init_local(struct td_ntk_passes *ps, const struct td_ntk_u
     }
     struct td_node *y1 =
         td_graph_status(L->g) == TD_OK ? td_node_new(L->g, y->op, src, y->n_src, &y->attr) : NULL;
-    if (y1) L->seed = td_input(L->g, "seed", y1->shape, TD_F32);
-    if (!y1 || !L->seed || td_vjp(L->g, y1, L->seed, wrt, nw, grads) != TD_OK)
-        return graph_err(L->g, "a parameter's per-sample gradient", err, errlen);
-    size_t at = 0;
-    for (int i = 0; i < nw; i++) {
-        bind[i] = (struct td_binding){grads[i], L->grad + at};
-        at += (size_t)td_shape_numel(td_node_shape(wrt[i]));
+    enum td_status st = y1 ? TD_OK : TD_ERR_SHAPE;
+    for (int j = 0; j < c && st == TD_OK; j++) {
+        char name[16];
+        snprintf(name, sizeof(name), "seed%d", j);
+        L->seed[j] = td_input(L->g, name, y1->shape, TD_F32);
+        if (!L->seed[j] || td_vjp(L->g, y1, L->seed[j], wrt, nw, grads + (size_t)j * nw) != TD_OK)
+            st = TD_ERR_SHAPE;
+        size_t at = (size_t)j * u->width;
+        for (int i = 0; i < nw && st == TD_OK; i++) {
+            bind[j * nw + i] = (struct td_binding){grads[j * nw + i], L->grad + at};
+            at += (size_t)td_shape_numel(td_node_shape(wrt[i]));
+        }
     }
-    struct td_compile_options co = {.num_threads = 1, .bindings = bind, .n_bindings = nw};
-    L->plan = td_compile(L->g, grads, nw, &co);
-    (void)ps;
+    if (st == TD_OK) {
+        struct td_compile_options co = {.num_threads = 1, .bindings = bind, .n_bindings = c * nw};
+        L->plan = td_compile(L->g, grads, c * nw, &co);
+    }
+    free(grads), free(bind);
     return L->plan ? TD_OK : graph_err(L->g, "a parameter's per-sample gradient", err, errlen);
 }
 
-/* Runs local use i's plan for sample n with its cotangent `delta`, into e. */
-static enum td_status run_local(struct td_ntk_passes *ps, const struct td_ntk_use *u, int i,
-                                int64_t n, const float *delta, float *e, char *err, size_t errlen)
+/* Runs local use i's plan for sample n of pass q (its deltas in the seeded
+ * plan's outputs), writing the gradients of outputs k0 .. k0 + valid - 1. */
+static enum td_status run_local(struct td_ntk_passes *ps, const struct td_ntk_structure *s, int i,
+                                int64_t n, int64_t k0, int64_t valid, struct td_ntk_side *d,
+                                char *err, size_t errlen)
 {
+    const struct td_ntk_use *u = &s->uses[i];
     struct td_ntk_local *L = &ps->local[i];
     const struct td_params *p = td_graph_params(ps->multi.g);
-    struct td_feed feeds[TD_MAX_SRC + 1];
+    struct td_feed feeds[TD_MAX_SRC + TD_NTK_MAX_SEEDS];
     int nf = 0;
     for (int k = 0; k < u->y->n_src; k++) {
         const struct td_node *x = u->y->src[k];
@@ -123,11 +140,14 @@ static enum td_status run_local(struct td_ntk_passes *ps, const struct td_ntk_us
             data = p->value + p->info[x->param_index].offset;
         feeds[nf++] = (struct td_feed){L->in[k], data};
     }
-    feeds[nf++] = (struct td_feed){L->seed, delta};
+    for (int64_t j = 0; j < ps->seeds; j++)
+        feeds[nf++] = (struct td_feed){L->seed[j], ps->stage_delta[j * s->n_uses + i] + n * u->out};
     if (td_run(L->plan, feeds, nf) != TD_OK)
         return td_io_errf(TD_ERR_BACKEND, err, errlen, "a parameter's per-sample gradient: %s",
                           td_plan_error(L->plan));
-    memcpy(e, L->grad, u->width * sizeof(float));
+    for (int64_t j = 0; j < valid; j++)
+        memcpy(d->E + (size_t)(n * ps->K + k0 + j) * s->width + u->col,
+               L->grad + (size_t)j * u->width, u->width * sizeof(float));
     return TD_OK;
 }
 
@@ -370,7 +390,7 @@ void td_ntk_passes_free(struct td_ntk_passes *ps)
     for (int i = 0; ps->local && i < ps->rs.n_uses; i++) {
         td_plan_free(ps->local[i].plan);
         td_graph_free(ps->local[i].g);
-        free(ps->local[i].grad);
+        free(ps->local[i].grad), free(ps->local[i].seed);
     }
     free(ps->local), free(ps->stage_ops);
     free(ps->seed), free(ps->stage_delta), free(ps->stage_act), free(ps->stage_ids);
@@ -455,16 +475,12 @@ static enum td_status run_seeded(struct td_ntk_passes *ps, const struct td_ntk_s
                 }
             }
         }
-        /* Local uses run plans of their own: one after the other. */
+        /* Local uses run plans of their own, one per sample and pass. */
         for (int i = 0; i < nu; i++) {
-            const struct td_ntk_use *u = &s->uses[i];
-            if (u->kind != TD_USE_LOCAL) continue;
-            for (int64_t jn = 0; jn < nk; jn++) {
-                const int64_t j = jn / count, n = jn % count, k = k0 + j;
-                const float *delta = ps->stage_delta[j * nu + i] + n * u->out;
+            if (s->uses[i].kind != TD_USE_LOCAL) continue;
+            for (int64_t n = 0; n < count; n++) {
                 enum td_status st =
-                    run_local(ps, u, i, n, delta, d->E + (size_t)(n * K + k) * s->width + u->col,
-                              err, errlen);
+                    run_local(ps, s, i, n, k0, K - k0 < c ? K - k0 : c, d, err, errlen);
                 if (st != TD_OK) return st;
             }
         }
