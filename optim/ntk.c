@@ -664,13 +664,20 @@ enum td_status td_ntk_dense(const struct td_tangent_model *m, const struct td_ta
                             float *out, struct td_ntk_report *r, char *err, size_t errlen)
 {
     if (!o || !out) return td_io_errf(TD_ERR_ARG, err, errlen, "ntk: NULL argument");
-    struct td_ntk_report rep;
+    /* K is known once planned; the sink reads it from d at each tile. */
+    struct dense_sink d = {out, 0, 0, o->trace, o->diagonal};
     struct td_ntk_options oo = *o;
-    /* K is known after planning; the sink reads it from there. */
-    enum td_status st = td_ntk_plan(m, x1, x2, o, &rep, err, errlen);
-    if (st != TD_OK) return st;
-    struct dense_sink d = {out, x2 ? x2->n : x1->n, rep.K, o->trace, o->diagonal};
     oo.sink = dense_put;
     oo.sink_ctx = &d;
-    return td_ntk_compute(m, x1, x2, &oo, r, err, errlen);
+    struct td_ntk_report rep;
+    struct td_ntk *k;
+    double t0 = omp_get_wtime();
+    enum td_status st = td_ntk_new(&k, m, x1, x2, &oo, &rep, err, errlen);
+    if (st != TD_OK) return st;
+    d.n2 = rep.n2;
+    d.K = rep.K;
+    st = td_ntk_run(k, x1, x2, r, err, errlen);
+    if (st == TD_OK && r) r->seconds = omp_get_wtime() - t0 - k->sink_seconds;
+    td_ntk_free(k);
+    return st;
 }
