@@ -322,7 +322,8 @@ static enum td_status emit(struct td_ntk *r, int64_t i0, int64_t ni, int64_t j0,
         const int64_t cols = nj * K;
         float *out = r->tile;
         const double *acc = r->acc;
-#pragma omp parallel for schedule(static) num_threads(r->o->num_threads > 0 ? r->o->num_threads : 1)
+        const int team = td_ntk_team(r->o->num_threads, (double)(ni * K) * (double)cols);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
         for (int64_t n = 0; n < ni; n++)
             for (int64_t k = 0; k < K; k++) {
                 const double *row = acc + (n * K + k) * cols;
@@ -332,7 +333,7 @@ static enum td_status emit(struct td_ntk *r, int64_t i0, int64_t ni, int64_t j0,
                 }
             }
         if (lower) {
-#pragma omp parallel for schedule(static) num_threads(r->o->num_threads > 0 ? r->o->num_threads : 1)
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
             for (int64_t n = 0; n < ni; n++)
                 for (int64_t m = 0; m <= n; m++) {
                     float *src = out + (n * nj + m) * K * K, *dst = out + (m * nj + n) * K * K;

@@ -72,7 +72,8 @@ static int factored_full(const struct td_ntk_use *u, int64_t K, const struct td_
     struct td_gemm_opts od = {threads(nt), K * R, lower};
     td_gemm_nt(&od, dr, dc, u->out, a->delta[i], u->out, b->delta[i], u->out, D, dc);
     activations(u, a, b, i, lower, nt, A);
-#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+    const int team = td_ntk_team(nt, (double)dr * (double)dc);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
     for (int64_t nk = 0; nk < ni * K; nk++) {
         const int64_t n = nk / K, k = nk % K, mmax = lower ? n + 1 : nj;
         double *row = acc + nk * ld;
@@ -111,7 +112,8 @@ static int factored_trace(const struct td_ntk_use *u, int64_t K, const struct td
     struct td_gemm_opts o = {threads(nt), R, lower};
     td_gemm_nt(&o, ni * R, nj * R, wd, da, wd, db, wd, D, nj * R);
     activations(u, a, b, i, lower, nt, A);
-#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+    const int team = td_ntk_team(nt, (double)(ni * R) * (double)(nj * R));
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
     for (int64_t n = 0; n < ni; n++) {
         const int64_t mmax = lower ? n + 1 : nj;
         for (int64_t m = 0; m < mmax; m++) {
@@ -152,7 +154,8 @@ static int factored_full_r1(const struct td_ntk_structure *s, int64_t K,
         activations(u, a, b, idx[q], lower, nt, A + (size_t)q * (size_t)(ni * nj));
         bias[q] = u->b_param >= 0 ? 1.0f : 0.0f;
     }
-#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+    const int team = td_ntk_team(nt, (double)nu * (double)dr * (double)dc);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
     for (int64_t nk = 0; nk < dr; nk++) {
         const int64_t n = nk / K, mmax = lower ? n + 1 : nj;
         double *row = acc + nk * ld;
@@ -218,7 +221,11 @@ int td_ntk_contract_diag(const struct td_ntk_structure *s, int64_t K, const stru
                          const struct td_ntk_side *b, int trace, int num_threads, double *acc)
 {
     const int64_t n_samples = a->count, kk = trace ? 1 : K * K;
-#pragma omp parallel for schedule(static) num_threads(num_threads > 0 ? num_threads : 1)
+    double work = (double)s->width;
+    for (int i = 0; i < s->n_uses; i++)
+        work += (double)(s->uses[i].R * s->uses[i].R) * (double)(s->uses[i].in + s->uses[i].out);
+    const int team = td_ntk_team(num_threads, (double)(n_samples * kk) * work);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
     for (int64_t n = 0; n < n_samples; n++) {
         double *out = acc + n * kk;
         for (int64_t k = 0; k < K; k++)

@@ -5,6 +5,7 @@
 #ifndef TD_NTK_IMPL_H
 #define TD_NTK_IMPL_H
 
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,16 @@
 #include "graph/plan.h"
 #include "optim/ntk.h"
 #include "optim/tangent_impl.h"
+
+/* Threads for a loop touching `work` elements: one below TD_NTK_PAR_MIN
+ * (starting a team costs more than such a loop, and far more when other
+ * processes share the cores), else num_threads (0: OpenMP's default). */
+#define TD_NTK_PAR_MIN 262144.0
+static inline int td_ntk_team(int num_threads, double work)
+{
+    if (work < TD_NTK_PAR_MIN) return 1;
+    return num_threads > 0 ? num_threads : omp_get_max_threads();
+}
 
 /* How a parameter use enters the kernel. */
 enum td_use_kind {

@@ -453,7 +453,12 @@ static enum td_status run_seeded(struct td_ntk_passes *ps, const struct td_ntk_s
             return td_io_errf(TD_ERR_BACKEND, err, errlen, "structured pass: %s",
                               td_plan_error(ps->multi_plan));
         const int64_t nk = (K - k0 < c ? K - k0 : c) * count;
-#pragma omp parallel for schedule(static) num_threads(ps->num_threads > 0 ? ps->num_threads : 1)
+        double row_work = 0;
+        for (int i = 0; i < nu; i++)
+            row_work += (double)(s->uses[i].R * s->uses[i].out) *
+                        (s->uses[i].route == TD_ROUTE_EXPLICIT ? (double)s->uses[i].in : 1.0);
+        const int team = td_ntk_team(ps->num_threads, (double)nk * row_work);
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
         for (int64_t jn = 0; jn < nk; jn++) {
             const int64_t j = jn / count, n = jn % count, k = k0 + j;
             for (int i = 0; i < nu; i++) {
