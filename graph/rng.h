@@ -14,6 +14,8 @@
 #define TD_RNG_STREAM_DROPOUT (3ull << 60)
 #define TD_RNG_STREAM_TEXT (4ull << 60)    /* + step: the text sampler's window starts */
 #define TD_RNG_STREAM_SAMPLE (5ull << 60)  /* + 0: tandem sample's draws, counter = token */
+/* + probe: Hutchinson trace probes (optim/lanczos.h); + 2^59: Lanczos start vectors */
+#define TD_RNG_STREAM_TRACE (6ull << 60)
 
 /* 64 random bits for (seed, stream, counter). */
 uint64_t td_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);

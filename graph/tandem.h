@@ -9,6 +9,7 @@
 #include "graph/rng.h"
 #include "graph/graph.h"
 #include "graph/autodiff.h"
+#include "graph/taylor.h"
 #include "graph/plan.h"
 #include "ops/ops.h"
 #include "ops/layers.h"
@@ -17,6 +18,9 @@
 #include "optim/reduce.h"
 #include "optim/step_graph.h"
 #include "optim/train.h"
+#include "optim/tangent_model.h"
+#include "optim/ntk.h"
+#include "optim/ntvp.h"
 #include "io/dataset.h"
 #include "io/idx.h"
 #include "io/h5data.h"
@@ -24,5 +28,6 @@
 #include "io/checkpoint.h"
 #include "io/source.h"
 #include "io/text.h"
+#include "io/ntk_file.h"
 
 #endif

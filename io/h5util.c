@@ -411,3 +411,22 @@ enum td_status td_h5_write_atomic(const char *path, const char *kind,
     free(image);
     return st;
 }
+
+enum td_status td_h5_create_stream(const char *path, hid_t *file, char *err, size_t errlen)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return td_io_errf(TD_ERR_BACKEND, err, errlen, "%s: HDF5 setup failed", path);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (*file >= 0) return TD_OK;
+    /* Say why when the directory is missing or not writable. */
+    FILE *f = fopen(path, "wb");
+    int saved = errno;
+    if (f) {
+        fclose(f);
+        remove(path);
+    }
+    return td_io_errf(TD_ERR_IO, err, errlen, "%s: cannot create HDF5 file%s%s", path, f ? "" : ": ",
+                      f ? "" : strerror(saved));
+}

@@ -42,6 +42,14 @@ enum td_h5_accept {
 enum td_status td_h5_open_read(const char *path, enum td_h5_accept accept, const char *kind,
                                hid_t *file, char *err, size_t errlen);
 
+/* Creates (truncating) path, a plain HDF5 file written by HDF5 itself, for
+ * outputs too large to build in memory (an NTK streamed tile by tile). It
+ * is not sealed, and HDF5 1.10 may not report a write it lost on a full
+ * disk: use it only for outputs that can be computed again, never for what
+ * a run resumes from. Closed strongly so that H5Fclose really closes it.
+ * TD_ERR_IO naming the path and the reason. */
+enum td_status td_h5_create_stream(const char *path, hid_t *file, char *err, size_t errlen);
+
 /* Writes an HDF5 file so that path is only ever replaced by a complete,
  * sealed one. write(file, ctx, err, errlen) fills a file that HDF5 builds in
  * memory (its core driver: HDF5 never writes to disk, since HDF5 1.10 can

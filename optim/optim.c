@@ -10,15 +10,16 @@
 #include "optim/reduce.h"
 
 static const struct td_optim_method *const methods[] = {
-    &td_optim_sgd,      &td_optim_momentum,   &td_optim_nesterov,
-    &td_optim_adam,     &td_optim_adamw,      &td_optim_tangent_sgd,
-    &td_optim_curv_sgd, &td_optim_adahessian, &td_optim_sophia,
+    &td_optim_sgd,    &td_optim_momentum,     &td_optim_nesterov, &td_optim_adam,
+    &td_optim_adamw,  &td_optim_tangent_sgd,  &td_optim_curv_sgd, &td_optim_adahessian,
+    &td_optim_sophia, &td_optim_hessian_free,
 };
 #define N_METHODS ((int)(sizeof(methods) / sizeof(methods[0])))
 
 const char *td_optim_names(void)
 {
-    return "sgd, momentum, nesterov, adam, adamw, tangent-sgd, curv-sgd, adahessian, sophia";
+    return "sgd, momentum, nesterov, adam, adamw, tangent-sgd, curv-sgd, adahessian, sophia, "
+           "hessian-free";
 }
 
 static const struct td_optim_method *find_method(const char *name)
@@ -47,6 +48,8 @@ struct td_optim_config td_optim_config_default(const char *name)
         .update_clip = 1.0f,
         .seed = 0,
         .num_threads = 0,
+        .cg_iters = 50,
+        .cg_decay = 0.95f,
     };
     const struct td_optim_method *m = find_method(name);
     if (m == &td_optim_momentum || m == &td_optim_nesterov || m == &td_optim_tangent_sgd ||
@@ -64,6 +67,11 @@ struct td_optim_config td_optim_config_default(const char *name)
         /* The AdaHessian reference implementation's defaults. */
         c.lr = 0.1f;
         c.eps = 1e-4f;
+    } else if (m == &td_optim_hessian_free) {
+        /* The full Newton-like step, with Martens' warm start and a
+         * damping that the reduction ratio soon adapts. */
+        c.lr = 1.0f;
+        c.damping = 1.0f;
     } else if (m == &td_optim_sophia) {
         /* SophiaG's published defaults; K = 10 as in the Sophia paper. */
         c.lr = 1e-4f;
@@ -139,6 +147,13 @@ static int check_config(const struct td_optim_method *m, const struct td_optim_c
         BAD(!(c->update_clip > 0.0f) || !isfinite(c->update_clip),
             "update_clip = %g must be finite and > 0", (double)c->update_clip);
     }
+    if (m->uses & TD_USES_CG) {
+        BAD(!(c->damping > 0.0f) || !isfinite(c->damping), "damping = %g must be finite and > 0",
+            (double)c->damping);
+        BAD(c->cg_iters < 1 || c->cg_iters > 500, "cg_iters = %d is outside [1, 500]", c->cg_iters);
+        BAD(!(c->cg_decay >= 0.0f && c->cg_decay <= 1.0f), "cg_decay = %g is outside [0, 1]",
+            (double)c->cg_decay);
+    }
 #undef BAD
     return 0;
 }
@@ -177,6 +192,11 @@ struct td_optim *td_optim_new(const char *name, const struct td_optim_config *cf
     o->n = p->total;
     for (int i = 0; i < m->n_state; i++)
         if (!(o->state[i] = alloc_block(o->n))) goto nomem;
+    for (int i = 0; i < m->n_work; i++)
+        if (!(o->work[i] = alloc_block(o->n))) goto nomem;
+    /* The one scalar so far is hessian-free's damping, which starts at
+     * the configured value. */
+    if (m->n_scalars) o->scalar[0] = c.damping;
     return o;
 nomem:
     put_err(err, errlen, "%s: out of memory for %d state blocks of %zu floats", m->name, m->n_state,
@@ -189,6 +209,7 @@ void td_optim_free(struct td_optim *o)
 {
     if (!o) return;
     for (int i = 0; i < TD_OPTIM_MAX_STATE; i++) free(o->state[i]);
+    for (int i = 0; i < TD_OPTIM_MAX_WORK; i++) free(o->work[i]);
     free(o);
 }
 
@@ -204,7 +225,8 @@ const struct td_optim_config *td_optim_config_of(const struct td_optim *o)
 
 unsigned td_optim_needs(const struct td_optim *o)
 {
-    return o->m->needs ? o->m->needs(o) : TD_OPTIM_NEEDS_GRAD;
+    unsigned need = o->m->needs ? o->m->needs(o) : TD_OPTIM_NEEDS_GRAD;
+    return need | (o->m->step_oracle ? TD_OPTIM_NEEDS_PRODUCTS : 0u);
 }
 
 static int check_store(struct td_optim *o, const struct td_params *p, const char *call)
@@ -244,6 +266,13 @@ enum td_status td_optim_step(struct td_optim *o, struct td_params *p, float lr)
                  o->m->name, (long long)o->steps + 1);
         return TD_ERR_STATE;
     }
+    if (o->m->step_oracle && !o->oracle) {
+        snprintf(o->err, sizeof(o->err),
+                 "%s: step %lld needs curvature products: give an oracle with "
+                 "td_optim_set_oracle",
+                 o->m->name, (long long)o->steps + 1);
+        return TD_ERR_STATE;
+    }
     o->stats = (struct td_optim_stats){
         .grad_norm = 0.0,
         .clip_scale = 1.0,
@@ -251,8 +280,14 @@ enum td_status td_optim_step(struct td_optim *o, struct td_params *p, float lr)
         .curvature = NAN,
         .fallback = 0,
         .used_tangent = with_tangent,
+        .rho = NAN,
     };
-    o->m->step(o, p, lr, with_tangent);
+    if (o->m->step_oracle) {
+        enum td_status st = o->m->step_oracle(o, p, lr, o->oracle);
+        if (st != TD_OK) return st;
+    } else {
+        o->m->step(o, p, lr, with_tangent);
+    }
     o->steps++;
     o->dir_ready = 0;
     return TD_OK;
@@ -301,6 +336,29 @@ enum td_status td_optim_state_block(struct td_optim *o, int i, const char **name
     if (name) *name = o->m->state_names[i];
     if (data) *data = o->state[i];
     if (n) *n = o->n;
+    return TD_OK;
+}
+
+enum td_status td_optim_set_oracle(struct td_optim *o, const struct td_optim_oracle *oracle)
+{
+    o->oracle = oracle;
+    return TD_OK;
+}
+
+int td_optim_scalar_count(const struct td_optim *o)
+{
+    return o->m->n_scalars;
+}
+
+enum td_status td_optim_scalar(struct td_optim *o, int i, const char **name, double **value)
+{
+    if (i < 0 || i >= o->m->n_scalars) {
+        snprintf(o->err, sizeof(o->err), "%s: state scalar %d does not exist (it has %d)",
+                 o->m->name, i, o->m->n_scalars);
+        return TD_ERR_ARG;
+    }
+    if (name) *name = o->m->scalar_names[i];
+    if (value) *value = &o->scalar[i];
     return TD_OK;
 }
 

@@ -77,6 +77,26 @@
  *                theta -= lr clip(m / max(rho h, eps), update_clip), where
  *                clip(x, c) = max(-c, min(c, x)) elementwise (Sophia-H).
  *
+ *   hessian-free  truncated Newton on Gauss-Newton products (Martens 2010).
+ *                The step needs more than one plan can give: it asks the
+ *                caller's oracle (td_optim_set_oracle) for products G v with
+ *                the Gauss-Newton matrix of this step's batch loss and for the
+ *                loss at trial parameters. With u = s g + wd theta, lambda the
+ *                damping (state) and A = G + (lambda + wd) I, conjugate
+ *                gradients on A d = -u minimise
+ *                  q(d) = u^T d + 1/2 d^T A d,
+ *                starting from cg_decay * d_prev (the previous step's d, state)
+ *                and stopping after cg_iters products or when q stops falling
+ *                (i > j = max(10, i / 10), q_i < 0 and
+ *                (q_i - q_{i-j}) / q_i < 5e-4 j). Then, with L0 the oracle's
+ *                batch loss at theta and L1 the loss at theta + lr d:
+ *                  rho = (L1 - L0) / q(lr d);
+ *                  rho < 1/4: lambda *= 1.5;  rho > 3/4: lambda /= 1.5
+ *                  (Levenberg-Marquardt). theta moves to the first of
+ *                theta + lr d, + lr d / 2, / 4, / 8 whose loss is below L0
+ *                (stats.alpha: its length, 0 when none is and theta stays).
+ *                lambda starts at `damping`.
+ *
  * Determinism: elementwise loops may run on several threads (every element
  * is independent), and every norm or dot product is summed in a fixed order
  * (optim/reduce.h), so a step gives bitwise-same results for any thread
@@ -113,15 +133,37 @@ struct td_optim_config {
     float rho;                   /* > 0: sophia */
     float update_clip;           /* > 0: sophia's elementwise clip threshold */
     uint64_t seed;               /* adahessian, sophia: Rademacher vectors */
+    int cg_iters;                /* in [1, 500]: hessian-free's cap on products per step */
+    float cg_decay;              /* in [0, 1]: hessian-free's warm start, d0 = cg_decay d_prev */
     int num_threads;             /* >= 0: OpenMP team size for the loops, 0 = OpenMP default */
 };
 
 /* Bits of td_optim_needs. */
 #define TD_OPTIM_NEEDS_GRAD 1u
 #define TD_OPTIM_NEEDS_TANGENT 2u
+#define TD_OPTIM_NEEDS_PRODUCTS 4u /* the step calls the oracle (td_optim_set_oracle) */
+
+/* What a step may ask of its caller beyond p->grad and p->tangent: products
+ * with the Gauss-Newton matrix and losses, on the batch the gradient was
+ * taken on. The training loop (optim/train.h) provides one when
+ * td_optim_needs has TD_OPTIM_NEEDS_PRODUCTS. */
+struct td_optim_oracle {
+    void *ctx;
+    /* The batch loss at the parameters p->grad was computed at; the caller
+     * sets it before each td_optim_step. */
+    double loss;
+    /* out = G v at the current p->value, v and out of p->total floats
+     * (the call may overwrite p->dir). TD_OK or an error that stops the step. */
+    enum td_status (*ggn)(void *ctx, const float *v, float *out);
+    /* The batch loss at the current p->value. */
+    enum td_status (*eval)(void *ctx, double *loss);
+};
 
 /* What a step did, for logging and tests. */
 struct td_optim_stats {
+    int products;      /* hessian-free: oracle products this step */
+    double model_drop; /* hessian-free: q(lr d), the quadratic model's change */
+    double rho;        /* hessian-free: the reduction ratio (NaN: not evaluated) */
     double grad_norm;  /* ||.||_2 of the gradient the step consumed, before clipping */
     double clip_scale; /* the factor s applied to it (1 when not clipped) */
     double alpha;      /* curv-sgd: the step length used; other methods: lr */
@@ -170,8 +212,15 @@ enum td_status td_optim_direction(struct td_optim *o, struct td_params *p);
  * modified. Returns TD_OK or, leaving everything untouched, with the message
  * on o: TD_ERR_ARG for a store of another size or an lr that is negative or
  * not finite; TD_ERR_STATE when the step needs a tangent and
- * td_optim_direction was not called since the previous step. */
+ * td_optim_direction was not called since the previous step, or needs
+ * products and no oracle was set. An oracle's error fails the step with its
+ * status; p->value is then restored, the state unchanged. */
 enum td_status td_optim_step(struct td_optim *o, struct td_params *p, float lr);
+
+/* Gives the optimizer the caller's oracle for methods that need products
+ * (the pointer is kept: the oracle must outlive o, and its loss field is
+ * read at every step). NULL forgets it. Returns TD_OK. */
+enum td_status td_optim_set_oracle(struct td_optim *o, const struct td_optim_oracle *oracle);
 
 /* The message of the last failed call ("" when none). Owned by o. */
 const char *td_optim_error(const struct td_optim *o);
@@ -196,5 +245,12 @@ enum td_status td_optim_set_steps(struct td_optim *o, int64_t steps);
 int td_optim_state_count(const struct td_optim *o);
 enum td_status td_optim_state_block(struct td_optim *o, int i, const char **name, float **data,
                                     size_t *n);
+
+/* Scalars of the state besides the blocks (hessian-free: its damping), for
+ * checkpoints: their number (0 for the other methods) and scalar i's name
+ * (static) and value (owned by o, writable for restoring). TD_ERR_ARG for i
+ * out of range. */
+int td_optim_scalar_count(const struct td_optim *o);
+enum td_status td_optim_scalar(struct td_optim *o, int i, const char **name, double **value);
 
 #endif

@@ -9,6 +9,8 @@
 #include "optim/optim.h"
 
 #define TD_OPTIM_MAX_STATE 2
+#define TD_OPTIM_MAX_SCALARS 1
+#define TD_OPTIM_MAX_WORK 6
 
 /* Below this many elements an elementwise loop stays on one thread: the
  * team start-up costs more than the loop. */
@@ -24,6 +26,7 @@ enum {
     TD_USES_CURVATURE = 1u << 5, /* damping, max_step_ratio */
     TD_USES_INTERVAL = 1u << 6,  /* hessian_interval */
     TD_USES_SOPHIA = 1u << 7,    /* rho, update_clip */
+    TD_USES_CG = 1u << 8,        /* damping (> 0), cg_iters, cg_decay */
 };
 
 struct td_optim;
@@ -40,6 +43,13 @@ struct td_optim_method {
     /* Updates p->value and the state; with_tangent tells whether p->tangent
      * holds H p->dir for this step. Does not touch o->steps. */
     void (*step)(struct td_optim *o, struct td_params *p, float lr, int with_tangent);
+    /* Methods that need products step through this instead (the oracle is
+     * set); an error leaves p->value and the state as they were. */
+    enum td_status (*step_oracle)(struct td_optim *o, struct td_params *p, float lr,
+                                  const struct td_optim_oracle *q);
+    int n_scalars;
+    const char *scalar_names[TD_OPTIM_MAX_SCALARS];
+    int n_work; /* scratch blocks of n floats, allocated with the optimizer */
 };
 
 struct td_optim {
@@ -49,13 +59,16 @@ struct td_optim {
     int64_t steps; /* steps taken */
     int dir_ready; /* td_optim_direction ran since the last step */
     float *state[TD_OPTIM_MAX_STATE];
+    double scalar[TD_OPTIM_MAX_SCALARS];
+    float *work[TD_OPTIM_MAX_WORK];
+    const struct td_optim_oracle *oracle;
     struct td_optim_stats stats;
     char err[TD_MSG_MAX];
 };
 
 extern const struct td_optim_method td_optim_sgd, td_optim_momentum, td_optim_nesterov,
     td_optim_adam, td_optim_adamw, td_optim_tangent_sgd, td_optim_curv_sgd, td_optim_adahessian,
-    td_optim_sophia;
+    td_optim_sophia, td_optim_hessian_free;
 
 /* The team size for o's loops (never 0). */
 static inline int td_optim_threads(const struct td_optim *o)

@@ -11,11 +11,14 @@
 #include "graph/plan.h"
 #include "io/checkpoint.h"
 #include "io/ioutil.h"
+#include "optim/curvature.h"
 #include "optim/step_graph.h"
 
 #define TD_PATH_MAX 4096
 /* Checkpoint entries besides the parameters and the optimizer's blocks. */
 #define TD_TRAIN_STATE_ENTRIES 6
+/* Optimizer scalars a checkpoint keeps (under /state/optim/<name>). */
+#define TD_TRAIN_MAX_SCALARS 4
 
 struct td_trainer {
     const struct td_train_model *m;
@@ -29,6 +32,10 @@ struct td_trainer {
     struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
     int n_feeds;
     int32_t step_value; /* what the step input reads */
+    /* For optimizers that ask for Gauss-Newton products (hessian-free). */
+    struct td_curv_op *ggn;
+    struct td_optim_oracle oracle;
+    char scalar_names[TD_TRAIN_MAX_SCALARS][64];
     int num_threads;
     int rank, ranks;
     uint64_t *hashes; /* one per rank, for checkpoints */
@@ -160,8 +167,43 @@ static enum td_status compile_plans(struct td_trainer *t, char *err, size_t errl
     return TD_OK;
 }
 
+static enum td_status oracle_ggn(void *ctx, const float *v, float *out)
+{
+    struct td_trainer *t = ctx;
+    return td_curv_op_apply(t->ggn, v, out);
+}
+
+static enum td_status oracle_eval(void *ctx, double *loss)
+{
+    struct td_trainer *t = ctx;
+    return td_curv_op_loss(t->ggn, loss, NULL);
+}
+
+/* Gauss-Newton products of the model's output (eval_output) on the step's
+ * batch, for an optimizer that asks for them. */
+static enum td_status make_oracle(struct td_trainer *t, char *err, size_t errlen)
+{
+    if (!(td_optim_needs(t->opt) & TD_OPTIM_NEEDS_PRODUCTS)) return TD_OK;
+    /* The products of one step would be of this rank's shard only. */
+    if (t->ranks > 1)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "train: %s does not run data-parallel (its Gauss-Newton products "
+                          "are not summed over ranks)",
+                          td_optim_name(t->opt));
+    if (!t->m->eval_output)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "train: %s needs the model's output (eval_output) for its "
+                          "Gauss-Newton products",
+                          td_optim_name(t->opt));
+    t->ggn = td_curv_op_new(t->m->g, t->m->loss, t->m->eval_output, TD_CURV_GGN, t->feeds,
+                            t->n_feeds, t->num_threads, err, errlen);
+    if (!t->ggn) return TD_ERR_ARG;
+    t->oracle = (struct td_optim_oracle){.ctx = t, .ggn = oracle_ggn, .eval = oracle_eval};
+    return td_optim_set_oracle(t->opt, &t->oracle);
+}
+
 /* The checkpoint's entries, pointing into the trainer; e holds P +
- * optimizer blocks + TD_TRAIN_STATE_ENTRIES entries. */
+ * optimizer blocks and scalars + TD_TRAIN_STATE_ENTRIES entries. */
 static int ckpt_entries(struct td_trainer *t, struct td_ckpt_entry *e, int64_t *step)
 {
     int n = td_ckpt_param_entries(t->p, e);
@@ -171,6 +213,13 @@ static int ckpt_entries(struct td_trainer *t, struct td_ckpt_entry *e, int64_t *
         size_t count;
         td_optim_state_block(t->opt, i, &name, &data, &count);
         e[n++] = (struct td_ckpt_entry){name, TD_CKPT_F32, data, count, NULL};
+    }
+    for (int i = 0; i < td_optim_scalar_count(t->opt) && i < TD_TRAIN_MAX_SCALARS; i++) {
+        const char *name;
+        double *value;
+        td_optim_scalar(t->opt, i, &name, &value);
+        snprintf(t->scalar_names[i], sizeof(t->scalar_names[i]), "optim/%s", name);
+        e[n++] = (struct td_ckpt_entry){t->scalar_names[i], TD_CKPT_F64, value, 1, NULL};
     }
     e[n++] = (struct td_ckpt_entry){"step", TD_CKPT_I64, step, 1, NULL};
     e[n++] = (struct td_ckpt_entry){"seed", TD_CKPT_U64, &t->seed, 1, NULL};
@@ -193,7 +242,7 @@ static uint64_t params_hash(const struct td_params *p)
 static struct td_ckpt_entry *ckpt_alloc(const struct td_trainer *t)
 {
     return calloc((size_t)t->p->count + (size_t)td_optim_state_count(t->opt) +
-                      TD_TRAIN_STATE_ENTRIES,
+                      (size_t)td_optim_scalar_count(t->opt) + TD_TRAIN_STATE_ENTRIES,
                   sizeof(struct td_ckpt_entry));
 }
 
@@ -296,6 +345,7 @@ struct td_trainer *td_trainer_new(const struct td_train_model *m, const struct t
         t->opt = td_optim_new(o->optimizer, &oc, t->p, err, errlen);
         if (!t->opt) st = TD_ERR_ARG;
     }
+    if (st == TD_OK) st = make_oracle(t, err, errlen);
     if (st == TD_OK && o->resume) {
         char msg[TD_MSG_MAX];
         st = load_checkpoint(t, o->resume, msg, sizeof(msg));
@@ -315,6 +365,7 @@ void td_trainer_free(struct td_trainer *t)
     td_plan_free(t->hvp_plan);
     td_plan_free(t->eval_plan);
     td_optim_free(t->opt);
+    td_curv_op_free(t->ggn);
     td_step_graph_free(&t->step);
     for (int i = 0; i < TD_SOURCE_MAX_BUFS; i++) free(t->bufs[i]);
     free(t->hashes);
@@ -474,8 +525,13 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
         (hvp && !all_finite(t->p->tangent, t->p->total)))
         return diagnose(t, hvp, err, errlen);
     float lr = td_schedule_lr(&t->o.schedule, k);
-    if (td_optim_step(t->opt, t->p, lr) != TD_OK)
+    t->oracle.loss = *loss;
+    st = td_optim_step(t->opt, t->p, lr);
+    if (st != TD_OK && !t->ggn)
         return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
+    if (st != TD_OK)
+        return td_io_errf(st, err, errlen, "%s: %s", td_optim_error(t->opt),
+                          td_curv_op_error(t->ggn));
     *lr_used = lr;
     const struct td_optim_stats *s = td_optim_last_stats(t->opt);
     if (log)
@@ -600,6 +656,12 @@ enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callba
         t->loss_sum += loss;
         t->loss_count++;
         int64_t k = td_optim_steps(t->opt);
+        if (cb && cb->stepped) {
+            double c0 = omp_get_wtime();
+            st = cb->stepped(cb->ctx, k, err, errlen);
+            t0 += omp_get_wtime() - c0;
+            if (st != TD_OK) break;
+        }
         double elapsed = omp_get_wtime() - t0;
         if (cb && cb->progress) {
             double rate = (double)(k - steps_at_t0) / elapsed;

@@ -116,11 +116,18 @@ struct td_train_callbacks {
     void *ctx;
     void (*progress)(void *ctx, const struct td_train_progress *p); /* may be NULL */
     void (*evaluated)(void *ctx, const struct td_eval_report *r);   /* may be NULL */
+    /* May be NULL: called after every step with the steps done, before the
+     * progress report, for measurements along the run (curvature tracking);
+     * its time is left out of the throughput. An error stops the run with
+     * its status and the message it wrote into err. */
+    enum td_status (*stepped)(void *ctx, int64_t step, char *err, size_t errlen);
 };
 
 struct td_trainer;
 
-/* Compiles the plans, creates the optimizer and, with o->resume, restores
+/* Compiles the plans, creates the optimizer (and, for one that asks for
+ * Gauss-Newton products, such as hessian-free, a product plan of the loss
+ * in the model's eval_output on each step's batch) and, with o->resume, restores
  * the checkpoint. m, src and o (and their strings) must outlive the trainer.
  * Returns NULL with a message in err: a model whose inputs do not match the
  * source's buffers (shapes, dtypes), a bad option, an unknown optimizer, a

@@ -33,5 +33,8 @@ int td_cmd_eval(int argc, char **argv);
 int td_cmd_inspect(int argc, char **argv);
 int td_cmd_check(int argc, char **argv);
 int td_cmd_sample(int argc, char **argv);
+int td_cmd_ntk(int argc, char **argv);
+int td_cmd_curvature(int argc, char **argv);
+int td_cmd_ntk_predict(int argc, char **argv);
 
 #endif

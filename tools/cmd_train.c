@@ -5,8 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "graph/taylor.h"
 #include "io/idx.h"
 #include "tools/cli.h"
+#include "tools/curv_track.h"
 #include "tools/setup.h"
 
 static const char train_usage[] =
@@ -20,7 +22,7 @@ static const char train_usage[] =
     "  --layers N, --d-model N, --heads N, --context N, --dropout X\n"
     "                      the model's shape (gpt: 4, 256, 4, 128, 0)\n"
     "  --optimizer NAME    sgd, momentum, nesterov, adam, adamw, tangent-sgd, curv-sgd,\n"
-    "                      adahessian, sophia (default tangent-sgd)\n"
+    "                      adahessian, sophia, hessian-free (default tangent-sgd)\n"
     "  --lr X              base learning rate (default: the optimizer's)\n"
     "  --momentum X        momentum (sgd family, tangent-sgd, curv-sgd)\n"
     "  --beta1 X, --beta2 X  Adam-family moment decay rates (default 0.9, 0.999)\n"
@@ -30,6 +32,16 @@ static const char train_usage[] =
     "                      or gradient (extragradient-style)\n"
     "  --hessian-interval N  adahessian, sophia: refresh the Hutchinson diagonal every\n"
     "                      N steps (default 1 and 10)\n"
+    "  --damping X         damping: curv-sgd's (default 0.001), hessian-free's initial\n"
+    "                      Levenberg-Marquardt lambda (default 1)\n"
+    "  --cg-iters N        hessian-free's cap on Gauss-Newton products per step (default 50)\n"
+    "  --cg-decay X        hessian-free's CG warm start, the previous solution times X\n"
+    "                      (default 0.95)\n"
+    "  --linearize         train the network linearised at its initialisation,\n"
+    "                      f(theta0) + J(theta0) (theta - theta0)\n"
+    "  --track-curvature N every N steps, write the top Hessian eigenvalue, the Hessian's\n"
+    "                      trace and the NTK's trace on a probe batch to curvature.h5\n"
+    "  --probe-batch N     the probe batch: the first N training samples (default 256)\n"
     "  --schedule NAME     constant, cosine or step (default cosine)\n"
     "  --warmup N          linear warmup steps (default 0)\n"
     "  --min-lr X          the cosine schedule's final rate (default 0)\n"
@@ -77,6 +89,7 @@ struct progress {
     int tty;
     const char *items;
     int text;
+    struct td_curv_track *track;
 };
 
 static void fmt_eta(double s, char *buf, size_t n)
@@ -120,12 +133,19 @@ static void on_evaluated(void *ctx, const struct td_eval_report *r)
     fflush(stdout);
 }
 
+static enum td_status on_stepped(void *ctx, int64_t step, char *err, size_t errlen)
+{
+    struct progress *pr = ctx;
+    return td_curv_track_stepped(pr->track, step, err, errlen);
+}
+
 struct train_flags {
     struct td_setup_config sc;
     const char *optimizer, *lookahead, *schedule, *resume, *out;
-    double lr, momentum, beta1, beta2, weight_decay, clip, min_lr;
-    long long warmup, epochs, steps, eval_every, eval_batches, threads, checkpoint_every;
-    long long hessian_interval;
+    double lr, momentum, beta1, beta2, weight_decay, clip, min_lr, damping, cg_decay;
+    long long warmup, epochs, steps, eval_every, eval_batches, threads, checkpoint_every, cg_iters;
+    long long hessian_interval, track_curvature, probe_batch;
+    int linearize;
 };
 
 /* The optimizer's configuration: its defaults with the flags that were given. */
@@ -139,6 +159,9 @@ static int optim_config(const struct train_flags *f, struct td_optim_config *oc,
     if (f->beta2 >= 0) oc->beta2 = (float)f->beta2;
     if (f->weight_decay >= 0) oc->weight_decay = (float)f->weight_decay;
     if (f->clip >= 0) oc->clip_norm = (float)f->clip;
+    if (f->damping > 0) oc->damping = (float)f->damping;
+    if (f->cg_iters > 0) oc->cg_iters = (int)f->cg_iters;
+    if (f->cg_decay >= 0) oc->cg_decay = (float)f->cg_decay;
     if (f->lookahead && !strcmp(f->lookahead, "gradient"))
         oc->lookahead = TD_LOOKAHEAD_GRADIENT;
     else if (f->lookahead && strcmp(f->lookahead, "momentum")) {
@@ -173,7 +196,7 @@ static int make_schedule(const struct train_flags *f, float lr, int64_t steps,
 /* What the run is, on stdout before the first step. */
 static void print_header(const struct train_flags *f, const struct td_setup *s,
                          const struct td_trainer *t, const struct td_train_options *o,
-                         int64_t steps)
+                         int64_t steps, int tracking)
 {
     const struct td_params *p = td_graph_params(s->g);
     printf("tandem train: model %s%s%s, %zu parameters; %lld training %s", s->info->name,
@@ -186,6 +209,10 @@ static void print_header(const struct train_flags *f, const struct td_setup *s,
     if (f->sc.ranks > 1)
         printf("  %d ranks (MPI): global batch %lld, gradients summed in one buffer per step\n",
                f->sc.ranks, f->sc.batch * f->sc.ranks);
+    if (f->linearize) printf("  training the network linearised at its initialisation\n");
+    if (tracking)
+        printf("  curvature of %lld probe samples every %lld steps into %s/curvature.h5\n",
+               f->probe_batch, f->track_curvature, f->out);
     if (s->src.steps_per_epoch > 0 && s->train.n % (f->sc.batch * f->sc.ranks))
         printf("  %lld steps per epoch; the last %lld samples of each shuffled epoch are skipped\n",
                (long long)s->src.steps_per_epoch,
@@ -202,7 +229,19 @@ static int train(struct train_flags *f, struct td_dist *dist)
     struct td_trainer *t = NULL;
     f->sc.rank = td_dist_rank(dist);
     f->sc.ranks = td_dist_size(dist);
+    struct td_curv_track *track = NULL;
     enum td_status st = td_setup_init(&s, &f->sc, err, sizeof(err));
+    if (st == TD_OK && f->linearize) {
+        /* The linearised output replaces the logits everywhere: loss,
+         * evaluation and the weights' meaning. */
+        struct td_node *lin = td_linearize(s.g, s.m.logits);
+        s.tm.loss = td_model_loss(s.g, lin, s.m.labels);
+        s.tm.eval_output = lin;
+        if (td_graph_status(s.g) != TD_OK) {
+            snprintf(err, sizeof(err), "--linearize: %s", td_graph_error(s.g));
+            st = td_graph_status(s.g);
+        }
+    }
     int64_t steps = f->steps > 0 ? f->steps : f->epochs * s.src.steps_per_epoch;
     struct td_train_options o = {
         .optimizer = f->optimizer,
@@ -227,16 +266,35 @@ static int train(struct train_flags *f, struct td_dist *dist)
         t = td_trainer_new(&s.tm, &s.src, &o, err, sizeof(err));
         if (!t) st = TD_ERR_ARG;
     }
+    if (st == TD_OK && f->track_curvature > 0) {
+        struct td_curv_track_options to = {
+            .every = f->track_curvature,
+            .probe_n = f->probe_batch,
+            .lanczos_steps = 20,
+            .probes = 10,
+            .linearize = f->linearize,
+            .num_threads = td_trainer_num_threads(t),
+            .seed = (uint64_t)f->sc.seed,
+            .out_dir = f->out,
+            .resumed_step = f->resume ? td_trainer_step(t) : -1,
+        };
+        st = td_curv_track_new(&track, &s, &to, err, sizeof(err));
+    }
     if (st != TD_OK) {
         fprintf(stderr, "tandem train: %s%s\n", f->sc.ranks > 1 ? "rank error: " : "", err);
+        td_curv_track_free(track);
+        td_trainer_free(t);
         td_setup_free(&s);
         return 1;
     }
     int quiet = f->sc.rank != 0;
-    if (!quiet) print_header(f, &s, t, &o, steps);
-    struct progress pr = {isatty(fileno(stderr)), s.src.item_name, s.desc.kind == TD_DATA_TEXT};
-    struct td_train_callbacks cb = {&pr, on_progress, on_evaluated};
-    if (quiet) cb = (struct td_train_callbacks){0};
+    if (!quiet) print_header(f, &s, t, &o, steps, track != NULL);
+    struct progress pr = {isatty(fileno(stderr)), s.src.item_name, s.desc.kind == TD_DATA_TEXT,
+                          track};
+    struct td_train_callbacks cb = {.ctx = &pr,
+                                    .progress = quiet ? NULL : on_progress,
+                                    .evaluated = quiet ? NULL : on_evaluated,
+                                    .stepped = track ? on_stepped : NULL};
     double t0 = td_cli_now();
     st = td_trainer_run(t, &cb, err, sizeof(err));
     if (st != TD_OK) {
@@ -250,6 +308,7 @@ static int train(struct train_flags *f, struct td_dist *dist)
                "%s/evals.csv\n",
                td_cli_now() - t0, f->out, f->out, f->out, f->out);
     }
+    td_curv_track_free(track);
     td_trainer_free(t);
     td_setup_free(&s);
     return st == TD_OK ? 0 : 1;
@@ -273,7 +332,9 @@ int td_cmd_train(int argc, char **argv)
         .beta2 = -1,
         .weight_decay = -1,
         .clip = -1,
+        .cg_decay = -1,
         .epochs = 10,
+        .probe_batch = 256,
     };
     const struct td_opt opts[] = {
         {"--model", TD_OPT_STR, &f.sc.model, 0, 0},
@@ -291,6 +352,12 @@ int td_cmd_train(int argc, char **argv)
         {"--clip", TD_OPT_FLOAT, &f.clip, 0, 1e9},
         {"--lookahead", TD_OPT_STR, &f.lookahead, 0, 0},
         {"--hessian-interval", TD_OPT_INT, &f.hessian_interval, 1, 1e6},
+        {"--damping", TD_OPT_FLOAT, &f.damping, 1e-12, 1e12},
+        {"--cg-iters", TD_OPT_INT, &f.cg_iters, 1, 500},
+        {"--cg-decay", TD_OPT_FLOAT, &f.cg_decay, 0, 1},
+        {"--linearize", TD_OPT_FLAG, &f.linearize, 0, 0},
+        {"--track-curvature", TD_OPT_INT, &f.track_curvature, 1, 1e12},
+        {"--probe-batch", TD_OPT_INT, &f.probe_batch, 1, 1 << 20},
         {"--schedule", TD_OPT_STR, &f.schedule, 0, 0},
         {"--warmup", TD_OPT_INT, &f.warmup, 0, 1e12},
         {"--min-lr", TD_OPT_FLOAT, &f.min_lr, 0, 1e9},

@@ -75,9 +75,7 @@ int td_model_config_parse(const char *s, struct td_model_config *c, char *err, s
     return 0;
 }
 
-/* Mean cross-entropy over every target: logits [..., V] and targets [...]
- * viewed as rows (reshapes cost nothing). */
-static struct td_node *loss_of(struct td_graph *g, struct td_node *logits, struct td_node *labels)
+struct td_node *td_model_loss(struct td_graph *g, struct td_node *logits, struct td_node *labels)
 {
     const struct td_shape *s = td_node_shape(logits);
     if (s->rank == 2) return td_softmax_cross_entropy(g, logits, labels);
@@ -111,7 +109,7 @@ enum td_status td_model_build(const struct td_model_info *info, struct td_graph 
         m->labels = td_input(g, "labels", TD_SHAPE(batch), TD_I32);
     }
     if (!m->x || !m->labels || info->build(g, d, &m->config, m) != TD_OK) return td_graph_status(g);
-    m->loss = td_node_set_name(loss_of(g, m->logits, m->labels), "loss");
+    m->loss = td_node_set_name(td_model_loss(g, m->logits, m->labels), "loss");
     return td_graph_status(g);
 }
 

@@ -80,6 +80,12 @@ enum td_status td_model_build(const struct td_model_info *info, struct td_graph 
                               const struct td_data_desc *d, const struct td_model_config *c,
                               struct td_model *m);
 
+/* The zoo's loss: mean softmax cross-entropy over every target, logits
+ * [..., V] against integer targets [...] viewed as rows (reshapes cost
+ * nothing). Used by td_model_build, and by tools that build the loss on
+ * another output (the linearised network's). */
+struct td_node *td_model_loss(struct td_graph *g, struct td_node *logits, struct td_node *labels);
+
 /* Stand-in data for tools that need a batch but no dataset (check,
  * inspect, the benchmark): images [28, 28] in 10 classes, or text over a
  * 73-token vocabulary (the size of the KJV Bible's). */
