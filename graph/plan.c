@@ -451,6 +451,12 @@ void td_plan_free(struct td_plan *p)
     free(p);
 }
 
+static double node_flops(const struct td_entry *e)
+{
+    const struct td_op_def *op = e->node->op;
+    return e->where != TD_AT_ALIAS && op->flops ? op->flops(e->node) : 0.0;
+}
+
 void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s)
 {
     memset(s, 0, sizeof(*s));
@@ -461,7 +467,11 @@ void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s)
     s->num_steps = p->n_steps;
     s->num_inplace = p->num_inplace;
     s->num_threads = p->num_threads;
-    for (int i = 0; i < p->n_order; i++) s->num_concurrent += p->e[p->order[i]].concurrent;
+    for (int i = 0; i < p->n_order; i++) {
+        const struct td_entry *e = &p->e[p->order[i]];
+        s->num_concurrent += e->concurrent;
+        s->flops += node_flops(e);
+    }
 }
 
 static const struct td_entry *entry(const struct td_plan *p, const struct td_node *n)
@@ -491,27 +501,26 @@ int td_plan_last_use(const struct td_plan *p, const struct td_node *n)
     return e ? e->live_end : -1;
 }
 
-static int cmp_time(const void *a, const void *b)
+/* Whether x goes before y: slower first, then by node id. */
+static int time_before(const struct td_node_time *x, const struct td_node_time *y)
 {
-    const struct td_node_time *x = a, *y = b;
-    if (x->seconds != y->seconds) return x->seconds > y->seconds ? -1 : 1;
-    return (x->node->id > y->node->id) - (x->node->id < y->node->id);
+    if (x->seconds != y->seconds) return x->seconds > y->seconds;
+    return x->node->id < y->node->id;
 }
 
 int td_plan_profile(const struct td_plan *p, struct td_node_time *out, int max)
 {
     int n = 0;
-    for (int i = 0; i < p->n_order; i++) {
+    for (int i = 0; i < p->n_order && max > 0; i++) {
         const struct td_entry *e = &p->e[p->order[i]];
         if (e->where == TD_AT_ALIAS) continue;
-        struct td_node_time t = {e->node, e->seconds, e->runs, e->step, e->nthreads, e->concurrent};
-        if (n < max) {
-            out[n++] = t;
-            qsort(out, (size_t)n, sizeof(*out), cmp_time);
-        } else if (max > 0 && t.seconds > out[max - 1].seconds) {
-            out[max - 1] = t;
-            qsort(out, (size_t)n, sizeof(*out), cmp_time);
-        }
+        struct td_node_time t = {e->node,     e->seconds,    e->runs,      e->step,
+                                 e->nthreads, e->concurrent, node_flops(e)};
+        if (n == max && !time_before(&t, &out[max - 1])) continue;
+        /* Insertion into the sorted list: the list is short or mostly full. */
+        int j = n < max ? n++ : max - 1;
+        for (; j > 0 && time_before(&t, &out[j - 1]); j--) out[j] = out[j - 1];
+        out[j] = t;
     }
     return n;
 }

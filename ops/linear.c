@@ -164,6 +164,11 @@ static double linear_cost(const struct td_node *n)
     return (double)td_shape_numel(&n->shape) * (double)in_features(&n->src[0]->shape) / 16.0;
 }
 
+static double linear_flops(const struct td_node *n)
+{
+    return 2.0 * (double)td_shape_numel(&n->shape) * (double)in_features(&n->src[0]->shape);
+}
+
 const struct td_op_def td_op_linear = {
     .name = "linear",
     .n_src = 3,
@@ -174,6 +179,7 @@ const struct td_op_def td_op_linear = {
     .jvp = linear_jvp,
     .vjp = linear_vjp,
     .cost = linear_cost,
+    .flops = linear_flops,
     .test =
         {
             .lo = -1.0f,

@@ -259,6 +259,12 @@ static double matmul_cost(const struct td_node *n)
     return (double)td_shape_numel(&n->shape) * k / 16.0;
 }
 
+static double matmul_flops(const struct td_node *n)
+{
+    const struct td_shape *a = &n->src[0]->shape;
+    return 2.0 * (double)td_shape_numel(&n->shape) * (double)op_cols(a, n->attr.i[0]);
+}
+
 const struct td_op_def td_op_matmul = {
     .name = "matmul",
     .n_src = 2,
@@ -269,6 +275,7 @@ const struct td_op_def td_op_matmul = {
     .jvp = matmul_jvp,
     .vjp = matmul_vjp,
     .cost = matmul_cost,
+    .flops = matmul_flops,
     .test =
         {
             .lo = -1.0f,

@@ -119,6 +119,11 @@ struct td_op_def {
      * scheduler to pick threads and concurrency. Default: elements read and
      * written. */
     double (*cost)(const struct td_node *n);
+    /* Optional: floating-point operations of one execution, a multiply-add
+     * counted as 2 (a product of [M, K] by [K, N] is 2MNK), for efficiency
+     * figures (td_plan_get_stats). Only the ops whose work is products
+     * (matmul, linear, convolutions) report it; NULL counts as 0. */
+    double (*flops)(const struct td_node *n);
 };
 
 #define TD_OP(name) extern const struct td_op_def td_op_##name;

@@ -731,6 +731,50 @@ START_TEST(test_plan_concurrent_groups)
 }
 END_TEST
 
+/* FLOP counts: each product counted as 2MNK, other ops not at all. The
+ * gradient of the B = 8 MLP runs the three forward products, the three
+ * weight gradients and the input gradients of layers 2 and 3 (x needs
+ * none). */
+START_TEST(test_plan_flops)
+{
+    struct mlp_plan m;
+    mlp_build(&m);
+    /* m.outs: the loss, then the six gradients, then the HVPs. */
+    struct td_node *const *outs = m.outs;
+    struct td_compile_options o = {.num_threads = 1, .profile = 1};
+    struct td_plan *p = td_compile(m.g, outs, 7, &o);
+    ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(m.g));
+    const double f1 = 2.0 * 8 * 784 * 128, f2 = 2.0 * 8 * 128 * 64, f3 = 2.0 * 8 * 64 * 10;
+    struct td_plan_stats st;
+    td_plan_get_stats(p, &st);
+    ck_assert_double_eq(st.flops, 2 * f1 + 3 * f2 + 3 * f3);
+    /* The profile lists every node with its count; they sum to the same. */
+    mlp_run(&m, p);
+    struct td_node_time *t = malloc((size_t)st.num_nodes * sizeof(*t));
+    ck_assert_ptr_nonnull(t);
+    int n = td_plan_profile(p, t, st.num_nodes);
+    double sum = 0;
+    int products = 0;
+    for (int i = 0; i < n; i++) {
+        sum += t[i].flops;
+        products += t[i].flops > 0;
+        ck_assert_int_eq(t[i].runs, 1);
+        if (i > 0) ck_assert(t[i].seconds <= t[i - 1].seconds);
+    }
+    ck_assert_double_eq(sum, st.flops);
+    ck_assert_int_eq(products, 8);
+    /* A forward plan counts the three layers alone. */
+    struct td_plan *fp = td_compile(m.g, &m.loss, 1, NULL);
+    ck_assert_ptr_nonnull(fp);
+    td_plan_get_stats(fp, &st);
+    ck_assert_double_eq(st.flops, f1 + f2 + f3);
+    free(t);
+    td_plan_free(fp);
+    td_plan_free(p);
+    mlp_free(&m);
+}
+END_TEST
+
 /* The allocation tests replace glibc's allocator (counting wrappers) and
  * read its statistics; AddressSanitizer builds bring their own allocator,
  * under which neither is meaningful, so they are built without them. */
@@ -914,6 +958,7 @@ int main(void)
     tcase_add_test(p, test_plan_liveness_views);
     tcase_add_test(p, test_plan_outputs_bitwise);
     tcase_add_test(p, test_plan_concurrent_groups);
+    tcase_add_test(p, test_plan_flops);
 #ifndef __SANITIZE_ADDRESS__
     tcase_add_test(p, test_run_allocates_nothing);
     tcase_add_test(p, test_run_no_allocator_calls);
