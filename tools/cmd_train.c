@@ -221,7 +221,7 @@ static int train(const struct train_flags *f)
         if (pr.tty) fputc('\n', stderr);
         fprintf(stderr, "tandem train: %s\n", err);
     } else {
-        printf("done in %.1fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
+        printf("done in %.2fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
                "%s/evals.csv\n",
                td_cli_now() - t0, f->out, f->out, f->out, f->out);
     }
