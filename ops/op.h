@@ -21,6 +21,8 @@ enum td_op_trait {
     TD_TRAIT_ELEMENTWISE = 1u << 0, /* out[i] depends on in[i] only: may run in place */
     TD_TRAIT_VIEW = 1u << 1,        /* output is src[0]'s bytes reinterpreted (reshape) */
     TD_TRAIT_NONDIFF = 1u << 2,     /* piecewise constant or integer: derivatives are zero */
+    TD_TRAIT_ACCUMULATE = 1u << 3,  /* out = f(other operands) + the last operand, of out's
+                                       shape: may run with out aliasing the last operand */
 };
 
 struct td_run_status;

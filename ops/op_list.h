@@ -62,3 +62,6 @@ TD_OP(normalize_grad)
 TD_OP(layer_norm)
 TD_OP(layer_norm_grad)
 TD_OP(layer_norm_dgamma)
+
+/* a product accumulated onto a buffer (the rules of matmul and linear) */
+TD_OP(matmul_add)

@@ -57,6 +57,12 @@ struct td_node *td_mask_positive(struct td_graph *g, struct td_node *a, struct t
 struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
                           int transpose_b);
 
+/* op(a) op(b) + c in one product (the sum a matmul's or linear's tangent
+ * is): a, b and the flags as td_matmul; c of the product's shape exactly.
+ * Errors: td_matmul's, and c of another shape or integer. */
+struct td_node *td_matmul_add(struct td_graph *g, struct td_node *a, struct td_node *b,
+                              int transpose_a, int transpose_b, struct td_node *c);
+
 /* Dense layer in one product: y = x W^T + b with x [..., K] (rank >= 2),
  * W [N, K] (PyTorch layout), b [N]; y [..., N]. The bias is added by the
  * matmul itself. */

@@ -36,6 +36,13 @@ static enum td_status fail(struct td_prep *p, const char *what, dnnl_status_t st
 enum td_status td_prim_create(struct td_prep *p, const_dnnl_op_desc_t op_desc,
                               const struct td_prim_arg *args, int n_args)
 {
+    return td_prim_create_post(p, op_desc, args, n_args, NULL);
+}
+
+enum td_status td_prim_create_post(struct td_prep *p, const_dnnl_op_desc_t op_desc,
+                                   const struct td_prim_arg *args, int n_args,
+                                   const_dnnl_post_ops_t post_ops)
+{
     if (n_args > TD_PRIM_MAX_ARGS) return fail(p, "argument list", dnnl_invalid_arguments);
     struct td_prim *pr = calloc(1, sizeof(*pr));
     if (!pr) return TD_ERR_NOMEM;
@@ -44,6 +51,7 @@ enum td_status td_prim_create(struct td_prep *p, const_dnnl_op_desc_t op_desc,
     dnnl_status_t st = dnnl_primitive_attr_create(&attr);
     if (st == dnnl_success)
         st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success && post_ops) st = dnnl_primitive_attr_set_post_ops(attr, post_ops);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, p->engine, NULL);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {

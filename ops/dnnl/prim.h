@@ -44,6 +44,11 @@ dnnl_status_t td_md_strided(dnnl_memory_desc_t *md, int rank, const int64_t *dim
 enum td_status td_prim_create(struct td_prep *p, const_dnnl_op_desc_t op_desc,
                               const struct td_prim_arg *args, int n_args);
 
+/* The same with post-ops (NULL: none) in the primitive's attributes. */
+enum td_status td_prim_create_post(struct td_prep *p, const_dnnl_op_desc_t op_desc,
+                                   const struct td_prim_arg *args, int n_args,
+                                   const_dnnl_post_ops_t post_ops);
+
 /* Runs the primitive stored in ex->state on the node's buffers. */
 void td_prim_execute(const struct td_exec *ex);
 
