@@ -11,6 +11,7 @@
 #include "graph/plan.h"
 #include "io/checkpoint.h"
 #include "io/ioutil.h"
+#include "optim/reduce.h"
 #include "optim/step_graph.h"
 
 #define TD_PATH_MAX 4096
@@ -366,13 +367,6 @@ enum td_status td_evaluate(const struct td_train_model *m, const struct td_sourc
     return st;
 }
 
-static int all_finite(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return 0;
-    return 1;
-}
-
 /* Reruns the failed step with a NaN-checking plan to name the culprit. */
 static enum td_status diagnose(struct td_trainer *t, int hvp, char *err, size_t errlen)
 {
@@ -407,8 +401,8 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     if (st != TD_OK)
         return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, td_plan_error(plan));
     *loss = td_plan_output(plan, 0)[0];
-    if (!isfinite(*loss) || !all_finite(t->p->grad, t->p->total) ||
-        (hvp && !all_finite(t->p->tangent, t->p->total)))
+    if (!isfinite(*loss) || !td_vec_all_finite(t->p->grad, t->p->total, t->num_threads) ||
+        (hvp && !td_vec_all_finite(t->p->tangent, t->p->total, t->num_threads)))
         return diagnose(t, hvp, err, errlen);
     float lr = td_schedule_lr(&t->o.schedule, k);
     if (td_optim_step(t->opt, t->p, lr) != TD_OK)
