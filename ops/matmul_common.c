@@ -38,6 +38,18 @@ dnnl_status_t td_matmul_desc(const struct td_node *n, struct td_prim_arg args[3]
     return st;
 }
 
+dnnl_status_t td_md_heads(dnnl_memory_desc_t *md, const struct td_shape *x, int heads,
+                          int transposed)
+{
+    int64_t b = x->dim[0], t = x->dim[1], d = x->dim[2], dh = d / heads;
+    int64_t dims[4] = {b, heads, t, dh}, strides[4] = {t * d, dh, d, 1};
+    if (transposed) {
+        dims[2] = dh, dims[3] = t;
+        strides[2] = 1, strides[3] = d;
+    }
+    return td_md_strided(md, 4, dims, strides);
+}
+
 /* K: the columns of op(a). */
 static double inner_dim(const struct td_node *n)
 {

@@ -13,6 +13,12 @@
 dnnl_status_t td_matmul_desc(const struct td_node *n, struct td_prim_arg args[3],
                              dnnl_matmul_desc_t *desc);
 
+/* x [B, T, heads * dh] (row-major) seen as the heads' matrices
+ * [B, heads, T, dh] by strides, or as their transposes [B, heads, dh, T]
+ * when transposed is set: attention reads and writes packed heads in place. */
+dnnl_status_t td_md_heads(dnnl_memory_desc_t *md, const struct td_shape *x, int heads,
+                          int transposed);
+
 /* 2 M N K of the product of node n, the FLOPs of its multiply-adds. */
 double td_matmul_flops(const struct td_node *n);
 

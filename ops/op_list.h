@@ -65,3 +65,7 @@ TD_OP(layer_norm_dgamma)
 
 /* a product accumulated onto a buffer (the rules of matmul and linear) */
 TD_OP(matmul_add)
+
+/* attention on packed heads (no split or merge copies) */
+TD_OP(attn_scores)
+TD_OP(attn_mix)

@@ -223,6 +223,16 @@ static struct td_node *bb_matmul_add_inner(struct td_graph *g, struct td_node *c
     return td_matmul_add(g, l[L_H], l[L_W], 0, 0, l[L_X]);
 }
 
+static struct td_node *bb_attn_scores_heads(struct td_graph *g, struct td_node *const *l)
+{
+    return td_attn_scores(g, l[L_A3], l[L_A3], 3);
+}
+static struct td_node *bb_attn_mix_time(struct td_graph *g, struct td_node *const *l)
+{
+    struct td_node *p = td_reshape(g, l[L_A3], TD_SHAPE(2, 1, 3, 4));
+    return td_attn_mix(g, p, l[L_A3], 1, 0);
+}
+
 static const struct bad_build bad_builds[] = {
     {"d", bb_add_int, TD_ERR_SHAPE,
      "add 'd': expects float operands, got float32 [2,3] and int32 [2]"},
@@ -249,6 +259,10 @@ static const struct bad_build bad_builds[] = {
      "matmul_add 'ma': addend [2,3] does not match the product [64,10]"},
     {"ma", bb_matmul_add_inner, TD_ERR_SHAPE,
      "matmul_add 'ma': inner dimensions differ: [128,64] x [128,10]"},
+    {"at", bb_attn_scores_heads, TD_ERR_SHAPE,
+     "attn_scores 'at': 3 heads do not divide the 4 features"},
+    {"at", bb_attn_mix_time, TD_ERR_SHAPE,
+     "attn_mix 'at': p [2,1,3,4] and v [2,3,4] differ in batch or in the summed time axis"},
 };
 
 START_TEST(test_bad_build_table)

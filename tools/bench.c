@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "graph/node.h"
 #include "optim/step_graph.h"
@@ -55,19 +56,33 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* The median of REPS repetitions of `steps` runs resists noise from the
- * other tenants; *spread gets (max - min) / median of the repetitions. */
-static double time_runs(const struct timed *t, long long warmup, long long steps, double *spread)
+ * other tenants; *spread gets (max - min) / median of the repetitions and
+ * *cpu the median CPU time of the process per run (all threads, spinning
+ * included): on one thread, the run's time without the moments another
+ * process held the core. */
+static double time_runs(const struct timed *t, long long warmup, long long steps, double *spread,
+                        double *cpu)
 {
     for (long long i = 0; i < warmup; i++) run_once(t);
-    double r[REPS];
+    double r[REPS], c[REPS];
     for (int k = 0; k < REPS; k++) {
-        double t0 = td_cli_now();
+        double t0 = td_cli_now(), c0 = cpu_seconds();
         for (long long i = 0; i < steps; i++) run_once(t);
         r[k] = (td_cli_now() - t0) / (double)steps;
+        c[k] = (cpu_seconds() - c0) / (double)steps;
     }
     qsort(r, REPS, sizeof(double), cmp_double);
+    qsort(c, REPS, sizeof(double), cmp_double);
     *spread = (r[REPS - 1] - r[0]) / r[REPS / 2];
+    *cpu = c[REPS / 2];
     return r[REPS / 2];
 }
 
@@ -178,9 +193,11 @@ static enum td_status jvp_outputs(struct td_graph *g, struct td_node *logits, st
     return st;
 }
 
-static void report(const char *key, double seconds, double spread, double flops, long long batch)
+static void report(const char *key, double seconds, double spread, double cpu, double flops,
+                   long long batch)
 {
-    printf("%s_ms %.4f\n%s_spread %.3f\n", key, 1e3 * seconds, key, spread);
+    printf("%s_ms %.4f\n%s_spread %.3f\n%s_cpu_ms %.4f\n", key, 1e3 * seconds, key, spread, key,
+           1e3 * cpu);
     if (flops > 0)
         printf("%s_gflop %.4f\n%s_gflops %.1f\n", key, 1e-9 * flops, key, 1e-9 * flops / seconds);
     printf("%s_samples_per_s %.0f\n", key, (double)batch / seconds);
@@ -260,24 +277,26 @@ int main(int argc, char **argv)
     td_plan_get_stats(any, &s);
     printf("model %s\nbatch %lld\nthreads %d\nparameters %zu\n", info->name, batch, s.num_threads,
            p->total);
-    double tg = 0, spread;
+    double tg = 0, spread, cpu;
     if (gp && listed(plans, "grad")) {
         td_plan_get_stats(gp, &s);
-        tg = time_runs(&(struct timed){gp, feeds, n_feeds, NULL, p}, warmup, steps, &spread);
-        report("grad_step", tg, spread, s.flops, batch);
+        tg = time_runs(&(struct timed){gp, feeds, n_feeds, NULL, p}, warmup, steps, &spread, &cpu);
+        report("grad_step", tg, spread, cpu, s.flops, batch);
         printf("grad_arena_bytes %zu\ngrad_no_reuse_bytes %zu\n", s.arena_bytes, s.no_reuse_bytes);
     }
     if (hp) {
         td_plan_get_stats(hp, &s);
-        double th = time_runs(&(struct timed){hp, feeds, n_feeds, NULL, p}, warmup, steps, &spread);
-        report("grad_hvp_step", th, spread, s.flops, batch);
+        double th =
+            time_runs(&(struct timed){hp, feeds, n_feeds, NULL, p}, warmup, steps, &spread, &cpu);
+        report("grad_hvp_step", th, spread, cpu, s.flops, batch);
         if (tg > 0) printf("hvp_over_grad %.3f\n", th / tg);
         printf("hvp_arena_bytes %zu\nhvp_no_reuse_bytes %zu\n", s.arena_bytes, s.no_reuse_bytes);
     }
     if (jp) {
         td_plan_get_stats(jp, &s);
-        double tj = time_runs(&(struct timed){jp, feeds, n_feeds, NULL, p}, warmup, steps, &spread);
-        report("jvp_step", tj, spread, s.flops, batch);
+        double tj =
+            time_runs(&(struct timed){jp, feeds, n_feeds, NULL, p}, warmup, steps, &spread, &cpu);
+        report("jvp_step", tj, spread, cpu, s.flops, batch);
         printf("jvp_arena_bytes %zu\n", s.arena_bytes);
     }
     if (listed(plans, "train")) {
@@ -299,8 +318,9 @@ int main(int argc, char **argv)
             return 2;
         }
         td_plan_get_stats(gp, &s);
-        double tt = time_runs(&(struct timed){gp, feeds, n_feeds, opt, p}, warmup, steps, &spread);
-        report("train_step", tt, spread, s.flops, batch);
+        double tt =
+            time_runs(&(struct timed){gp, feeds, n_feeds, opt, p}, warmup, steps, &spread, &cpu);
+        report("train_step", tt, spread, cpu, s.flops, batch);
         /* The update alone, on the gradient the last run left. */
         double t0 = td_cli_now();
         long long n = steps > 10 ? steps : 10;
