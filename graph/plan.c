@@ -703,8 +703,8 @@ int td_plan_profile(const struct td_plan *p, struct td_node_time *out, int max)
     for (int i = 0; i < p->n_order && max > 0; i++) {
         const struct td_entry *e = &p->e[p->order[i]];
         if (e->where == TD_AT_ALIAS) continue;
-        struct td_node_time t = {e->node,     e->seconds,    e->runs,      e->step,
-                                 e->nthreads, e->concurrent, node_flops(e)};
+        struct td_node_time t = {e->node, e->seconds,  e->cpu_seconds, e->runs,
+                                 e->step, e->nthreads, e->concurrent,  node_flops(e)};
         if (n == max && !time_before(&t, &out[max - 1])) continue;
         /* Insertion into the sorted list: the list is short or mostly full. */
         int j = n < max ? n++ : max - 1;

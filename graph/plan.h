@@ -84,7 +84,10 @@ void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s);
  * (every node executed when max >= td_plan_stats.num_nodes). */
 struct td_node_time {
     const struct td_node *node;
-    double seconds; /* total over all runs */
+    double seconds;     /* total over all runs */
+    double cpu_seconds; /* the CPU time of the thread that ran the node, total: on a shared
+                           machine, its time without the moments another process held the
+                           core (on one thread) */
     long long runs;
     int step, nthreads, concurrent;
     double flops; /* per run, as td_plan_stats.flops; 0 for ops that do not count */

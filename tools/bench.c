@@ -88,7 +88,7 @@ static double time_runs(const struct timed *t, long long warmup, long long steps
 
 struct op_sum {
     const char *name;
-    double seconds, flops;
+    double seconds, cpu, flops;
     int nodes;
 };
 
@@ -100,7 +100,9 @@ static int cmp_op_sum(const void *a, const void *b)
 }
 
 /* Every node's time per run (from the profile), the slowest `top` of them
- * with their GFLOP/s and share of the step, then the same summed per op. */
+ * with their GFLOP/s and share of the step, then the same summed per op.
+ * "cpu us" is the CPU time of the thread that ran the node: on a shared
+ * machine and one thread, the time without preemption. */
 static void print_profile(const char *what, const struct td_plan *plan, int top)
 {
     struct td_plan_stats st;
@@ -112,17 +114,23 @@ static void print_profile(const char *what, const struct td_plan *plan, int top)
         return;
     }
     int n = td_plan_profile(plan, t, st.num_nodes), n_ops = 0;
-    double total = 0;
-    for (int i = 0; i < n; i++) total += t[i].seconds / (double)(t[i].runs ? t[i].runs : 1);
-    printf("\n%s: %d nodes, %.3f ms per run in kernels, %.2f GFLOP per run\n", what, n, 1e3 * total,
-           1e-9 * st.flops);
-    printf("  %10s %6s %8s  %-26s %-16s %5s %5s  %s\n", "us/run", "share", "GFLOP/s", "op", "shape",
-           "step", "thr", "name");
+    double total = 0, total_cpu = 0;
+    for (int i = 0; i < n; i++) {
+        double runs = (double)(t[i].runs ? t[i].runs : 1);
+        total += t[i].seconds / runs;
+        total_cpu += t[i].cpu_seconds / runs;
+    }
+    printf("\n%s: %d nodes, %.3f ms per run in kernels (%.3f ms of CPU time), %.2f GFLOP per "
+           "run\n",
+           what, n, 1e3 * total, 1e3 * total_cpu, 1e-9 * st.flops);
+    printf("  %10s %10s %6s %8s  %-26s %-16s %5s %5s  %s\n", "us/run", "cpu us", "share", "GFLOP/s",
+           "op", "shape", "step", "thr", "name");
     char buf[64];
     for (int i = 0; i < n; i++) {
-        double s = t[i].seconds / (double)(t[i].runs ? t[i].runs : 1);
+        double runs = (double)(t[i].runs ? t[i].runs : 1);
+        double s = t[i].seconds / runs, c = t[i].cpu_seconds / runs;
         if (i < top) {
-            printf("  %10.1f %5.1f%% ", 1e6 * s, 100 * s / total);
+            printf("  %10.1f %10.1f %5.1f%% ", 1e6 * s, 1e6 * c, 100 * s / total);
             if (t[i].flops > 0)
                 printf("%8.1f", s > 0 ? 1e-9 * t[i].flops / s : 0);
             else
@@ -137,14 +145,16 @@ static void print_profile(const char *what, const struct td_plan *plan, int top)
         while (j < n_ops && strcmp(ops[j].name, name) != 0) j++;
         if (j == n_ops) ops[n_ops++].name = name;
         ops[j].seconds += s;
+        ops[j].cpu += c;
         ops[j].flops += t[i].flops;
         ops[j].nodes++;
     }
     qsort(ops, (size_t)n_ops, sizeof(*ops), cmp_op_sum);
-    printf("\n%s: by op\n  %10s %6s %8s  %-26s %5s\n", what, "us/run", "share", "GFLOP/s", "op",
-           "nodes");
+    printf("\n%s: by op\n  %10s %10s %6s %8s  %-26s %5s\n", what, "us/run", "cpu us", "share",
+           "GFLOP/s", "op", "nodes");
     for (int j = 0; j < n_ops; j++) {
-        printf("  %10.1f %5.1f%% ", 1e6 * ops[j].seconds, 100 * ops[j].seconds / total);
+        printf("  %10.1f %10.1f %5.1f%% ", 1e6 * ops[j].seconds, 1e6 * ops[j].cpu,
+               100 * ops[j].seconds / total);
         if (ops[j].flops > 0)
             printf("%8.1f", 1e-9 * ops[j].flops / ops[j].seconds);
         else
