@@ -102,6 +102,18 @@ static int64_t epoch_len(const struct td_batcher *b)
     return b->data->n - td_batcher_dropped(b);
 }
 
+/* Samples ahead of the one being copied whose bytes are requested. */
+#define PREFETCH_AHEAD 4
+
+static void prefetch_sample(const struct td_dataset *d, int64_t s)
+{
+    int64_t numel = td_dataset_sample_numel(d);
+    const char *p = d->x ? (const char *)(d->x + s * numel) : (const char *)(d->pixels + s * numel);
+    size_t bytes = (size_t)numel * (d->x ? sizeof(float) : 1);
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+    __builtin_prefetch(&d->y[s]);
+}
+
 int64_t td_batcher_next(struct td_batcher *b, float *x, int32_t *y)
 {
     int64_t left = epoch_len(b) - b->index;
@@ -116,6 +128,10 @@ int64_t td_batcher_next(struct td_batcher *b, float *x, int32_t *y)
     size_t row = (size_t)numel * sizeof(float);
     for (int64_t k = 0; k < count; k++) {
         int64_t s = b->perm[b->index + k];
+        /* Shuffled rows are scattered over the whole data set: ask for a
+         * later one ahead, so its cache misses overlap this copy. */
+        if (k + PREFETCH_AHEAD < count)
+            prefetch_sample(b->data, b->perm[b->index + k + PREFETCH_AHEAD]);
         if (b->data->x)
             memcpy(x + k * numel, b->data->x + s * numel, row);
         else
