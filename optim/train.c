@@ -29,7 +29,8 @@ struct td_trainer {
     void *bufs[TD_SOURCE_MAX_BUFS];
     struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
     int n_feeds;
-    int32_t step_value; /* what the step input reads */
+    int32_t step_value;  /* what the step input reads */
+    double plan_seconds; /* in td_run for training steps since the last evaluation */
     int num_threads;
     /* Running sums since the last evaluation, saved in checkpoints so that a
      * resumed run reports the same train_loss. */
@@ -397,7 +398,9 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     if (td_optim_direction(t->opt, t->p) != TD_OK)
         return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
     struct td_plan *plan = hvp ? t->hvp_plan : t->grad_plan;
+    double t0 = omp_get_wtime();
     st = td_run(plan, t->feeds, t->n_feeds);
+    t->plan_seconds += omp_get_wtime() - t0;
     if (st != TD_OK)
         return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, td_plan_error(plan));
     *loss = td_plan_output(plan, 0)[0];
@@ -467,14 +470,19 @@ static enum td_status finish_interval(struct td_trainer *t, double seconds, int6
         .seconds = seconds,
         .items_per_s =
             seconds > 0 ? (double)steps_done * (double)t->src->items_per_batch / seconds : NAN,
+        .plan_seconds = t->plan_seconds,
     };
     enum td_status st = TD_OK;
+    double t0 = omp_get_wtime();
     if (t->eval_plan) st = td_trainer_evaluate(t, &r.val_loss, &r.val_acc, err, errlen);
     if (st != TD_OK) return st;
+    r.eval_seconds = omp_get_wtime() - t0;
     t->loss_sum = 0;
     t->loss_count = 0;
-    fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (long long)r.step, r.epoch,
-            r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s);
+    t->plan_seconds = 0;
+    fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.3f,%.3f\n", (long long)r.step,
+            r.epoch, r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s,
+            r.plan_seconds, r.eval_seconds);
     /* The logs must hold every line the checkpoint covers. */
     fflush(evals);
     fflush(log);
@@ -502,7 +510,9 @@ enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callba
     FILE *log =
         open_log(t, "train_log.csv", "step,epoch,loss,lr,grad_norm,used_tangent\n", resumed, done);
     FILE *evals =
-        open_log(t, "evals.csv", "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s\n",
+        open_log(t, "evals.csv",
+                 "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s,plan_seconds,"
+                 "eval_seconds\n",
                  resumed, done);
     if (!log || !evals) {
         if (log) fclose(log);
