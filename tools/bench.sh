@@ -119,6 +119,9 @@ run_one() {
             measure "$build/tools/tandem" train --optimizer adam --lr 0.002 --batch 128 --epochs 1 \
                 --threads "$threads" --out "$tmp/epoch_out" |
                 awk '/^done in/ { sub("s;", "", $3); print "epoch_ms", 1000 * $3 } /^peak_rss_mb/' >"$f"
+            # The training time, the plans' part of it and the evaluation's.
+            awk -F, 'NR == 2 { print "epoch_train_ms", 1000 * $7; print "epoch_plan_ms", 1000 * $9
+                print "epoch_eval_ms", 1000 * $10 }' "$tmp/epoch_out/evals.csv" >>"$f"
         else
             measure "${torch_env[@]}" /usr/bin/python3 "$here/bench_torch.py" --epoch --batch 128 \
                 --threads "$threads" --data "$fmnist" |
@@ -222,6 +225,16 @@ for w in "${active[@]}"; do
                 trss == "" ? "-" : trss, prss == "" ? "-" : prss >> md
         }'
     done
+done
+for w in "${active[@]}"; do
+    [ "$w" = epoch ] || continue
+    read -r e _ <<<"$(values epoch tandem epoch_ms | stats)"
+    read -r tr _ <<<"$(values epoch tandem epoch_train_ms | stats)"
+    read -r pl _ <<<"$(values epoch tandem epoch_plan_ms | stats)"
+    read -r ev _ <<<"$(values epoch tandem epoch_eval_ms | stats)"
+    awk -v e="$e" -v tr="$tr" -v pl="$pl" -v ev="$ev" 'BEGIN { if (e > 0 && tr > 0)
+        printf "\nTandem epoch (medians): %.0f ms in all, %.0f ms of training steps (%.0f%% in plans), evaluation %.0f ms; the loop outside plans (training steps less their plans, checkpoint and weights) %.0f ms = %.0f%% of the epoch.\n",
+            e, tr, 100 * pl / tr, ev, e - pl - ev, 100 * (e - pl - ev) / e }' >>"$md"
 done
 if [ $torch_ok = 0 ]; then
     echo >>"$md"
