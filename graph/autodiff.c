@@ -50,6 +50,28 @@ static enum td_status zeros_for(struct td_graph *g, struct td_node *const *like,
     return td_graph_status(g);
 }
 
+/* prev + add, add being a cotangent a rule just built (nodes from
+ * first_new on are the rule's). When add is a product of the rule (a
+ * matmul, possibly behind a reshape) that no other node reads, the sum is
+ * that product accumulated onto prev in one node (matmul_add): no add pass
+ * and no buffer for the product. */
+static struct td_node *accumulate(struct td_graph *g, struct td_node *prev, struct td_node *add,
+                                  int first_new)
+{
+    struct td_node *m = add;
+    if (m->op && (m->op->traits & TD_TRAIT_VIEW) && m->id >= first_new) m = m->src[0];
+    int own = m->op == &td_op_matmul && m->id >= first_new;
+    for (int id = first_new; own && id < td_graph_num_nodes(g); id++) {
+        struct td_node *u = td_graph_node(g, id);
+        for (int s = 0; s < u->n_src && u != add; s++) own &= u->src[s] != m;
+    }
+    if (!own) return td_add(g, prev, add);
+    struct td_node *c =
+        td_shape_equal(&prev->shape, &m->shape) ? prev : td_reshape(g, prev, m->shape);
+    struct td_node *sum = td_matmul_add(g, m->src[0], m->src[1], m->attr.i[0], m->attr.i[1], c);
+    return add == m ? sum : td_reshape(g, sum, add->shape);
+}
+
 enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *seed,
                       struct td_node *const *wrt, int n_wrt, struct td_node **out)
 {
@@ -102,12 +124,13 @@ enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *see
             if (dep[node->src[s]->id] && node->src[s]->dtype == TD_F32) need |= 1u << s;
         if (!need) continue;
         struct td_node *cts[TD_MAX_SRC] = {0};
+        int first_new = td_graph_num_nodes(g);
         node->op->vjp(g, node, ct[id], need, cts);
         for (int s = 0; s < node->n_src; s++) {
             if (!(need & (1u << s)) || is_zero(cts[s])) continue;
             struct td_node *src = node->src[s];
             if (!check_rule_shape(g, node, "vjp", cts[s], &src->shape)) break;
-            ct[src->id] = ct[src->id] ? td_add(g, ct[src->id], cts[s]) : cts[s];
+            ct[src->id] = ct[src->id] ? accumulate(g, ct[src->id], cts[s], first_new) : cts[s];
         }
     }
     for (int i = 0; i < n_wrt; i++) out[i] = wrt[i]->id < n ? ct[wrt[i]->id] : NULL;

@@ -98,89 +98,252 @@ static const char *place_entries(struct td_plan *p, const struct td_compile_opti
     return NULL;
 }
 
-/* Stable counting sort of entry indices by level (levels are < n_entries),
- * so nodes of one level keep creation order. Returns 0 when out of memory. */
-static int sort_by_level(int *idx, int n, const int *level, int n_levels)
+/* Bytes entry k takes in the arena (0 when it lives elsewhere). */
+static size_t arena_bytes_of(const struct td_plan *p, int k)
 {
-    int *start = calloc((size_t)n_levels + 1, sizeof(int));
-    int *sorted = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
-    if (!start || !sorted) {
-        free(start), free(sorted);
+    const struct td_entry *e = &p->e[k];
+    return e->where == TD_AT_ARENA ? align_up(td_node_bytes(e->node), TD_ALIGN) : 0;
+}
+
+/* Working state of the list scheduler. Views (reshapes) own no bytes: a
+ * read of a view is a read of the entry whose bytes it shows, its root. */
+struct sched {
+    int *level;   /* dependency depth: 1 + the deepest operand's */
+    int *height;  /* the longest path of op entries from k to an output */
+    int *root;    /* the entry whose bytes k's output is (k itself unless a view) */
+    int *waiting; /* operands not yet scheduled */
+    int *readers; /* for a root: op entries still to run that read its bytes */
+    int *cons_at; /* consumers of k: cons[cons_at[k] .. cons_at[k + 1]) */
+    int *cons;
+    int *ready; /* op entries whose operands are all scheduled */
+    int n_ready;
+    unsigned char *pinned; /* outputs: their bytes are never freed */
+};
+
+static void sched_free(struct sched *s)
+{
+    free(s->level), free(s->height), free(s->root), free(s->waiting), free(s->readers);
+    free(s->cons_at), free(s->cons), free(s->ready), free(s->pinned);
+}
+
+/* Whether entry k lists operand entry `src` before position s (an operand
+ * read twice counts once). */
+static int seen_before(const struct td_entry *e, int s)
+{
+    for (int t = 0; t < s; t++)
+        if (e->src[t] == e->src[s]) return 1;
+    return 0;
+}
+
+static int sched_init(struct sched *s, const struct td_plan *p)
+{
+    int n = p->n_entries;
+    memset(s, 0, sizeof(*s));
+    s->level = calloc((size_t)n, sizeof(int));
+    s->height = calloc((size_t)n, sizeof(int));
+    s->root = malloc((size_t)n * sizeof(int));
+    s->waiting = calloc((size_t)n, sizeof(int));
+    s->readers = calloc((size_t)n, sizeof(int));
+    s->cons_at = calloc((size_t)n + 1, sizeof(int));
+    s->cons = malloc((size_t)(n > 0 ? n : 1) * TD_MAX_SRC * sizeof(int));
+    s->ready = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    s->pinned = calloc((size_t)n, 1);
+    if (!s->level || !s->height || !s->root || !s->waiting || !s->readers || !s->cons_at ||
+        !s->cons || !s->ready || !s->pinned)
         return 0;
+    for (int i = 0; i < p->n_outputs; i++) s->pinned[p->outputs[i]] = 1;
+    /* Entries are in creation order, so operands come first. */
+    for (int k = 0; k < n; k++) {
+        const struct td_entry *e = &p->e[k];
+        s->root[k] = k;
+        if (e->node->kind != TD_NODE_OP) continue;
+        if (e->where == TD_AT_ALIAS) s->root[k] = s->root[e->src[0]];
+        for (int i = 0; i < e->node->n_src; i++) {
+            int src = e->src[i];
+            if (s->level[src] + 1 > s->level[k]) s->level[k] = s->level[src] + 1;
+            if (seen_before(e, i)) continue;
+            if (p->e[src].node->kind == TD_NODE_OP) {
+                s->waiting[k]++;
+                s->cons_at[src + 1]++;
+            }
+        }
     }
-    for (int i = 0; i < n; i++) start[level[idx[i]] + 1]++;
-    for (int l = 0; l < n_levels; l++) start[l + 1] += start[l];
-    for (int i = 0; i < n; i++) sorted[start[level[idx[i]]]++] = idx[i];
-    for (int i = 0; i < n; i++) idx[i] = sorted[i];
-    free(start), free(sorted);
+    for (int k = 0; k < n; k++) s->cons_at[k + 1] += s->cons_at[k];
+    int *fill = calloc((size_t)n, sizeof(int));
+    if (!fill) return 0;
+    for (int k = 0; k < n; k++) {
+        const struct td_entry *e = &p->e[k];
+        if (e->node->kind != TD_NODE_OP) continue;
+        for (int i = 0; i < e->node->n_src; i++) {
+            int src = e->src[i];
+            if (seen_before(e, i) || p->e[src].node->kind != TD_NODE_OP) continue;
+            s->cons[s->cons_at[src] + fill[src]++] = k;
+        }
+        if (s->waiting[k] == 0) s->ready[s->n_ready++] = k;
+        /* A reader of the bytes of each distinct root among the operands. */
+        if (e->where == TD_AT_ALIAS) continue;
+        for (int i = 0; i < e->node->n_src; i++) {
+            int r = s->root[e->src[i]], dup = 0;
+            for (int t = 0; t < i; t++) dup |= s->root[e->src[t]] == r;
+            if (!dup) s->readers[r]++;
+        }
+    }
+    free(fill);
+    for (int k = n - 1; k >= 0; k--)
+        for (int c = s->cons_at[k]; c < s->cons_at[k + 1]; c++)
+            if (s->height[s->cons[c]] + 1 > s->height[k]) s->height[k] = s->height[s->cons[c]] + 1;
     return 1;
 }
 
-/* Steps: nodes of equal dependency depth are independent. Within a depth,
- * nodes between the group and parallel costs run together as one concurrent
- * step (one thread each); every other node gets a step of its own, with
- * every thread from the parallel cost up and one thread below it. */
+/* Whether ready entry k should run before ready entry b, given the bytes
+ * each would add (delta). One that frees bytes (delta <= 0) goes first, the
+ * more freed the better: its operands would stay live until it runs anyway.
+ * Among those that add bytes, the one with the longer path still ahead of
+ * it goes first, whatever its size: a value that little depends on is
+ * computed when it is needed instead of being held meanwhile. */
+static int sched_before(const struct sched *s, int k, long long dk, int b, long long db)
+{
+    int fk = dk <= 0, fb = db <= 0;
+    if (fk != fb) return fk;
+    if (fk && dk != db) return dk < db;
+    if (s->height[k] != s->height[b]) return s->height[k] > s->height[b];
+    if (dk != db) return dk < db;
+    return k < b;
+}
+
+/* Arena bytes that running op entry k allocates minus those it frees: its
+ * output, less every operand buffer it is the last reader of. */
+static long long sched_delta(const struct sched *s, const struct td_plan *p, int k)
+{
+    const struct td_entry *e = &p->e[k];
+    long long delta = (long long)arena_bytes_of(p, k);
+    for (int i = 0; i < e->node->n_src; i++) {
+        int r = s->root[e->src[i]], dup = 0;
+        for (int t = 0; t < i; t++) dup |= s->root[e->src[t]] == r;
+        if (!dup && !s->pinned[r] && s->readers[r] == 1) delta -= (long long)arena_bytes_of(p, r);
+    }
+    return delta;
+}
+
+/* Marks ready entry ready[i] as run: removes it from the ready list, counts
+ * its reads and readies the consumers it was the last operand of. */
+static void sched_take(struct sched *s, const struct td_plan *p, int i)
+{
+    int k = s->ready[i];
+    s->ready[i] = s->ready[--s->n_ready];
+    const struct td_entry *e = &p->e[k];
+    if (e->where != TD_AT_ALIAS)
+        for (int j = 0; j < e->node->n_src; j++) {
+            int r = s->root[e->src[j]], dup = 0;
+            for (int t = 0; t < j; t++) dup |= s->root[e->src[t]] == r;
+            if (!dup) s->readers[r]--;
+        }
+    for (int c = s->cons_at[k]; c < s->cons_at[k + 1]; c++)
+        if (--s->waiting[s->cons[c]] == 0) s->ready[s->n_ready++] = s->cons[c];
+}
+
+/* Appends a step holding entry k alone. */
+static void add_step(struct td_plan *p, int k, int nthreads)
+{
+    struct td_entry *e = &p->e[k];
+    e->concurrent = 0;
+    e->nthreads = nthreads;
+    e->step = p->n_steps;
+    p->steps[p->n_steps++] = (struct td_step){p->n_order, 1, 0};
+    p->order[p->n_order++] = k;
+}
+
+/* The execution order, by list scheduling that keeps the arena small: of
+ * the nodes whose operands have run, run next the one that adds the fewest
+ * bytes to what is live (its output less the buffers it is the last reader
+ * of), ties going to the shallowest, then the earliest created. So a buffer
+ * is freed as soon as its readers can run, and a value needed only much
+ * later (a second derivative of an activation used by the HVP's backward
+ * pass, say) is computed when it is needed instead of at the depth of its
+ * operands. Views run as soon as they are ready (they cost nothing).
+ *
+ * Steps: a node of at least the parallel cost gets every thread; nodes
+ * between the group and parallel costs that are ready together at the same
+ * depth run as one concurrent step, one thread each; the rest run alone on
+ * one thread. The order depends only on the graph and the options. */
 static int schedule(struct td_plan *p)
 {
-    int *level = calloc((size_t)p->n_entries, sizeof(int));
-    int *ops = malloc((size_t)p->n_entries * sizeof(int));
-    p->order = malloc((size_t)p->n_entries * sizeof(int));
-    p->steps = malloc((size_t)p->n_entries * sizeof(*p->steps));
-    if (!level || !ops || !p->order || !p->steps) {
-        free(level), free(ops);
-        return 0;
-    }
-    int n_ops = 0;
-    for (int k = 0; k < p->n_entries; k++) {
-        struct td_entry *e = &p->e[k];
-        if (e->node->kind != TD_NODE_OP) continue;
-        for (int s = 0; s < e->node->n_src; s++)
-            if (level[e->src[s]] + 1 > level[k]) level[k] = level[e->src[s]] + 1;
-        ops[n_ops++] = k;
-    }
-    if (!sort_by_level(ops, n_ops, level, p->n_entries)) {
-        free(level), free(ops);
+    struct sched s = {0};
+    p->order = malloc((size_t)(p->n_entries > 0 ? p->n_entries : 1) * sizeof(int));
+    p->steps = malloc((size_t)(p->n_entries > 0 ? p->n_entries : 1) * sizeof(*p->steps));
+    if (!p->order || !p->steps || !sched_init(&s, p)) {
+        sched_free(&s);
         return 0;
     }
     int T = p->num_threads;
-    for (int i = 0; i < n_ops;) {
-        int j = i;
-        while (j < n_ops && level[ops[j]] == level[ops[i]]) j++;
-        int n_small = 0;
-        for (int t = i; t < j; t++) {
-            struct td_entry *e = &p->e[ops[t]];
-            double c = node_cost(e->node);
-            e->concurrent = e->where != TD_AT_ALIAS && c >= p->group_cost && c < p->parallel_cost;
-            n_small += e->concurrent;
-        }
-        int group = T > 1 && n_small >= 2;
-        if (group) {
-            struct td_step *st = &p->steps[p->n_steps];
-            st->first = p->n_order;
-            st->count = 0;
-            st->concurrent = 1;
-            for (int t = i; t < j; t++) {
-                struct td_entry *e = &p->e[ops[t]];
-                if (!e->concurrent) continue;
-                e->step = p->n_steps;
-                e->nthreads = 1;
-                p->order[p->n_order++] = ops[t];
-                st->count++;
+    while (s.n_ready > 0) {
+        int best = -1, view = -1;
+        long long best_delta = 0;
+        for (int i = 0; i < s.n_ready; i++) {
+            int k = s.ready[i];
+            if (p->e[k].where == TD_AT_ALIAS) {
+                if (view < 0 || k < s.ready[view]) view = i;
+                continue;
             }
-            p->n_steps++;
+            long long d = sched_delta(&s, p, k);
+            if (best < 0 || sched_before(&s, k, d, s.ready[best], best_delta)) {
+                best = i;
+                best_delta = d;
+            }
         }
-        for (int t = i; t < j; t++) {
-            struct td_entry *e = &p->e[ops[t]];
-            if (group && e->concurrent) continue;
-            e->concurrent = 0;
-            e->nthreads = node_cost(e->node) < p->parallel_cost ? 1 : T;
+        if (view >= 0) {
+            int k = s.ready[view];
+            sched_take(&s, p, view);
+            add_step(p, k, 1);
+            continue;
+        }
+        int k = s.ready[best];
+        double c = node_cost(p->e[k].node);
+        int eligible = T > 1 && c >= p->group_cost && c < p->parallel_cost;
+        if (!eligible) {
+            sched_take(&s, p, best);
+            add_step(p, k, c < p->parallel_cost ? 1 : T);
+            continue;
+        }
+        /* A concurrent step: k and the other eligible ready nodes of its
+         * depth, in creation order (the ready set holds no two nodes of
+         * which one reads the other). */
+        int group[64], n_group = 0;
+        for (int i = 0; i < s.n_ready && n_group < 64; i++) {
+            int j = s.ready[i];
+            double cj = node_cost(p->e[j].node);
+            if (p->e[j].where != TD_AT_ALIAS && s.level[j] == s.level[k] && cj >= p->group_cost &&
+                cj < p->parallel_cost)
+                group[n_group++] = j;
+        }
+        if (n_group < 2) {
+            sched_take(&s, p, best);
+            add_step(p, k, 1);
+            continue;
+        }
+        for (int a = 1; a < n_group; a++)
+            for (int b = a; b > 0 && group[b - 1] > group[b]; b--) {
+                int t = group[b];
+                group[b] = group[b - 1];
+                group[b - 1] = t;
+            }
+        struct td_step *st = &p->steps[p->n_steps];
+        *st = (struct td_step){p->n_order, n_group, 1};
+        for (int g = 0; g < n_group; g++) {
+            for (int i = 0; i < s.n_ready; i++)
+                if (s.ready[i] == group[g]) {
+                    sched_take(&s, p, i);
+                    break;
+                }
+            struct td_entry *e = &p->e[group[g]];
+            e->concurrent = 1;
+            e->nthreads = 1;
             e->step = p->n_steps;
-            p->steps[p->n_steps++] = (struct td_step){p->n_order, 1, 0};
-            p->order[p->n_order++] = ops[t];
+            p->order[p->n_order++] = group[g];
         }
-        i = j;
+        p->n_steps++;
     }
-    free(level), free(ops);
+    sched_free(&s);
     return 1;
 }
 
@@ -198,6 +361,21 @@ static int readers_in_step(const struct td_plan *p, int r, int step)
             }
     }
     return count;
+}
+
+/* The operand whose bytes entry e's output may take, or -1: the first of an
+ * elementwise op, the last of an accumulating one when no other operand
+ * shares its bytes (a product must not read what it overwrites). */
+static int inplace_operand(const struct td_plan *p, const struct td_entry *e)
+{
+    unsigned traits = e->node->op->traits;
+    if (e->node->kind != TD_NODE_OP || (traits & TD_TRAIT_VIEW)) return -1;
+    if (traits & TD_TRAIT_ELEMENTWISE) return 0;
+    if (!(traits & TD_TRAIT_ACCUMULATE)) return -1;
+    int last = e->node->n_src - 1, r = p->e[e->src[last]].root;
+    for (int s = 0; s < last; s++)
+        if (p->e[e->src[s]].root == r) return -1;
+    return last;
 }
 
 /* Liveness, aliasing and in-place decisions, in execution order. */
@@ -222,15 +400,26 @@ static void plan_lifetimes(struct td_plan *p, int allow_reuse, int *end)
         struct td_entry *e = &p->e[k];
         if (e->where == TD_AT_ALIAS) {
             e->root = p->e[e->src[0]].root;
-        } else if (e->where == TD_AT_ARENA && allow_reuse &&
-                   (e->node->op->traits & TD_TRAIT_ELEMENTWISE)) {
-            int r = p->e[e->src[0]].root;
-            const struct td_node *in = e->node->src[0];
-            if (p->e[r].where == TD_AT_ARENA && end[r] == e->step &&
-                td_shape_equal(&in->shape, &e->node->shape) && in->dtype == e->node->dtype &&
-                readers_in_step(p, r, e->step) == 1) {
+        } else if (allow_reuse && inplace_operand(p, e) >= 0) {
+            int r = p->e[e->src[inplace_operand(p, e)]].root;
+            const struct td_node *in = e->node->src[inplace_operand(p, e)];
+            int can = p->e[r].where == TD_AT_ARENA && end[r] == e->step &&
+                      td_shape_equal(&in->shape, &e->node->shape) && in->dtype == e->node->dtype &&
+                      readers_in_step(p, r, e->step) == 1;
+            if (can && e->where == TD_AT_ARENA) {
                 e->root = r;
                 p->num_inplace++;
+            } else if (can && e->where == TD_AT_FIXED) {
+                /* An output bound to caller memory, written over an operand
+                 * read by nothing else: the operand (and every buffer
+                 * sharing its bytes) is computed in the caller's memory
+                 * too, and needs no arena bytes. The caller's memory is
+                 * written only by this plan's run. */
+                for (int j = 0; j < p->n_entries; j++)
+                    if (p->e[j].root == r && p->e[j].where == TD_AT_ARENA) {
+                        p->e[j].where = TD_AT_FIXED;
+                        p->e[j].fixed = e->fixed;
+                    }
             }
         }
         if (end[k] > end[e->root]) end[e->root] = end[k];
@@ -451,6 +640,12 @@ void td_plan_free(struct td_plan *p)
     free(p);
 }
 
+static double node_flops(const struct td_entry *e)
+{
+    const struct td_op_def *op = e->node->op;
+    return e->where != TD_AT_ALIAS && op->flops ? op->flops(e->node) : 0.0;
+}
+
 void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s)
 {
     memset(s, 0, sizeof(*s));
@@ -461,7 +656,11 @@ void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s)
     s->num_steps = p->n_steps;
     s->num_inplace = p->num_inplace;
     s->num_threads = p->num_threads;
-    for (int i = 0; i < p->n_order; i++) s->num_concurrent += p->e[p->order[i]].concurrent;
+    for (int i = 0; i < p->n_order; i++) {
+        const struct td_entry *e = &p->e[p->order[i]];
+        s->num_concurrent += e->concurrent;
+        s->flops += node_flops(e);
+    }
 }
 
 static const struct td_entry *entry(const struct td_plan *p, const struct td_node *n)
@@ -491,27 +690,26 @@ int td_plan_last_use(const struct td_plan *p, const struct td_node *n)
     return e ? e->live_end : -1;
 }
 
-static int cmp_time(const void *a, const void *b)
+/* Whether x goes before y: slower first, then by node id. */
+static int time_before(const struct td_node_time *x, const struct td_node_time *y)
 {
-    const struct td_node_time *x = a, *y = b;
-    if (x->seconds != y->seconds) return x->seconds > y->seconds ? -1 : 1;
-    return (x->node->id > y->node->id) - (x->node->id < y->node->id);
+    if (x->seconds != y->seconds) return x->seconds > y->seconds;
+    return x->node->id < y->node->id;
 }
 
 int td_plan_profile(const struct td_plan *p, struct td_node_time *out, int max)
 {
     int n = 0;
-    for (int i = 0; i < p->n_order; i++) {
+    for (int i = 0; i < p->n_order && max > 0; i++) {
         const struct td_entry *e = &p->e[p->order[i]];
         if (e->where == TD_AT_ALIAS) continue;
-        struct td_node_time t = {e->node, e->seconds, e->runs, e->step, e->nthreads, e->concurrent};
-        if (n < max) {
-            out[n++] = t;
-            qsort(out, (size_t)n, sizeof(*out), cmp_time);
-        } else if (max > 0 && t.seconds > out[max - 1].seconds) {
-            out[max - 1] = t;
-            qsort(out, (size_t)n, sizeof(*out), cmp_time);
-        }
+        struct td_node_time t = {e->node, e->seconds,  e->cpu_seconds, e->runs,
+                                 e->step, e->nthreads, e->concurrent,  node_flops(e)};
+        if (n == max && !time_before(&t, &out[max - 1])) continue;
+        /* Insertion into the sorted list: the list is short or mostly full. */
+        int j = n < max ? n++ : max - 1;
+        for (; j > 0 && time_before(&t, &out[j - 1]); j--) out[j] = out[j - 1];
+        out[j] = t;
     }
     return n;
 }

@@ -75,16 +75,22 @@ struct td_plan_stats {
     int num_concurrent;    /* nodes that run inside concurrent groups */
     int num_inplace;       /* elementwise nodes writing over their input */
     int num_threads;
+    double flops; /* per run: the sum of the nodes' op->flops (products, 2MNK each) */
 };
 void td_plan_get_stats(const struct td_plan *p, struct td_plan_stats *s);
 
 /* Time spent per node over the runs so far (needs the profile option).
- * Fills up to max entries, slowest first, and returns how many it filled. */
+ * Fills up to max entries, slowest first, and returns how many it filled
+ * (every node executed when max >= td_plan_stats.num_nodes). */
 struct td_node_time {
     const struct td_node *node;
-    double seconds; /* total over all runs */
+    double seconds;     /* total over all runs */
+    double cpu_seconds; /* the CPU time of the thread that ran the node, total: on a shared
+                           machine, its time without the moments another process held the
+                           core (on one thread) */
     long long runs;
     int step, nthreads, concurrent;
+    double flops; /* per run, as td_plan_stats.flops; 0 for ops that do not count */
 };
 int td_plan_profile(const struct td_plan *p, struct td_node_time *out, int max);
 

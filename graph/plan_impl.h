@@ -30,7 +30,8 @@ struct td_entry {
     int concurrent; /* runs inside a concurrent group */
     void *state;
     size_t scratch_bytes;
-    double seconds; /* profile: total time in the kernel */
+    double seconds;     /* profile: total time in the kernel */
+    double cpu_seconds; /* profile: the calling thread's CPU time in it */
     long long runs;
 };
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 void td_exec_fail(const struct td_exec *ex, enum td_status code, const char *fmt, ...)
 {
@@ -29,6 +30,13 @@ void td_exec_fail(const struct td_exec *ex, enum td_status code, const char *fmt
     }
 }
 
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void run_entry(struct td_plan *p, int k, int slot)
 {
     struct td_entry *e = &p->e[k];
@@ -46,9 +54,10 @@ static void run_entry(struct td_plan *p, int k, int slot)
         e->node->op->forward(&ex);
         return;
     }
-    double t0 = omp_get_wtime();
+    double t0 = omp_get_wtime(), c0 = thread_cpu_seconds();
     e->node->op->forward(&ex);
     e->seconds += omp_get_wtime() - t0;
+    e->cpu_seconds += thread_cpu_seconds() - c0;
     e->runs++;
 }
 

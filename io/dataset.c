@@ -12,6 +12,7 @@ void td_dataset_free(struct td_dataset *d)
 {
     if (!d) return;
     free(d->x);
+    free(d->pixels);
     free(d->y);
     memset(d, 0, sizeof(*d));
 }
@@ -24,6 +25,18 @@ float *td_dataset_alloc_floats(size_t n)
 int64_t td_dataset_sample_numel(const struct td_dataset *d)
 {
     return td_shape_numel(&d->sample_shape);
+}
+
+float td_dataset_value(const struct td_dataset *d, int64_t i)
+{
+    return d->x ? d->x[i] : (float)d->pixels[i] / 255.0f;
+}
+
+/* x [count] from pixel bytes [count]: the same division as
+ * td_dataset_value, so both give the same bits (it vectorizes). */
+static void pixels_to_floats(float *restrict x, const uint8_t *restrict b, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++) x[i] = (float)b[i] / 255.0f;
 }
 
 /* Fisher-Yates from the last position down; draw i depends only on
@@ -49,7 +62,7 @@ enum td_status td_batcher_init(struct td_batcher *b, const struct td_dataset *d,
 {
     if (!b || !d) return td_io_errf(TD_ERR_ARG, err, errlen, "batcher: NULL batcher or dataset");
     memset(b, 0, sizeof(*b));
-    if (d->n < 1 || !d->x)
+    if (d->n < 1 || (!d->x && !d->pixels))
         return td_io_errf(TD_ERR_ARG, err, errlen, "batcher: the dataset is empty");
     if (batch_size < 1)
         return td_io_errf(TD_ERR_ARG, err, errlen, "batcher: batch size %" PRId64 " is not >= 1",
@@ -89,6 +102,18 @@ static int64_t epoch_len(const struct td_batcher *b)
     return b->data->n - td_batcher_dropped(b);
 }
 
+/* Samples ahead of the one being copied whose bytes are requested. */
+#define PREFETCH_AHEAD 4
+
+static void prefetch_sample(const struct td_dataset *d, int64_t s)
+{
+    int64_t numel = td_dataset_sample_numel(d);
+    const char *p = d->x ? (const char *)(d->x + s * numel) : (const char *)(d->pixels + s * numel);
+    size_t bytes = (size_t)numel * (d->x ? sizeof(float) : 1);
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+    __builtin_prefetch(&d->y[s]);
+}
+
 int64_t td_batcher_take(struct td_batcher *b, int64_t count, float *x, int32_t *y)
 {
     int64_t left = epoch_len(b) - b->index;
@@ -97,7 +122,14 @@ int64_t td_batcher_take(struct td_batcher *b, int64_t count, float *x, int32_t *
     size_t row = (size_t)numel * sizeof(float);
     for (int64_t k = 0; k < count; k++) {
         int64_t s = b->perm[b->index + k];
-        memcpy(x + k * numel, b->data->x + s * numel, row);
+        /* Shuffled rows are scattered over the whole data set: ask for a
+         * later one ahead, so its cache misses overlap this copy. */
+        if (k + PREFETCH_AHEAD < count)
+            prefetch_sample(b->data, b->perm[b->index + k + PREFETCH_AHEAD]);
+        if (b->data->x)
+            memcpy(x + k * numel, b->data->x + s * numel, row);
+        else
+            pixels_to_floats(x + k * numel, b->data->pixels + s * numel, numel);
         if (y) y[k] = b->data->y[s];
     }
     b->index += count;

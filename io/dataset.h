@@ -13,15 +13,19 @@
 #include "graph/shape.h"
 #include "graph/status.h"
 
-/* x and y are owned by the dataset when it came from a loader (freed by
- * td_dataset_free); a caller may also point them at its own arrays and then
- * must not call td_dataset_free. */
+/* The samples are x (float) or pixels (bytes, a quarter of the memory:
+ * Fashion-MNIST's 47 MB instead of 188 MB); exactly one of the two is set.
+ * A pixel byte b stands for the value b / 255.0f, converted as batches are
+ * copied out. x, pixels and y are owned by the dataset when it came from a
+ * loader (freed by td_dataset_free); a caller may also point them at its own
+ * arrays and then must not call td_dataset_free. */
 struct td_dataset {
     int64_t n;                    /* number of samples */
     struct td_shape sample_shape; /* shape of one sample, e.g. [28, 28] */
-    float *x;                     /* [n, numel(sample_shape)] row-major */
+    float *x;                     /* [n, numel(sample_shape)] row-major, or NULL */
     int32_t *y;                   /* [n] labels in [0, classes) */
     int classes;                  /* 1 + the largest label */
+    uint8_t *pixels;              /* [n, numel(sample_shape)] row-major, or NULL */
 };
 
 /* Frees x and y and zeroes *d. NULL and an already freed dataset are no-ops.
@@ -33,8 +37,12 @@ void td_dataset_free(struct td_dataset *d);
  * times faster. NULL when out of memory. */
 float *td_dataset_alloc_floats(size_t n);
 
-/* Floats per sample: numel(sample_shape). */
+/* Values per sample: numel(sample_shape). */
 int64_t td_dataset_sample_numel(const struct td_dataset *d);
+
+/* Value i of the samples (row-major over [n, sample...]): x[i], or
+ * pixels[i] / 255.0f. */
+float td_dataset_value(const struct td_dataset *d, int64_t i);
 
 /* What to do with the n % batch_size samples left at the end of an epoch. */
 enum td_batch_policy {
@@ -76,7 +84,8 @@ enum td_status td_batcher_init(struct td_batcher *b, const struct td_dataset *d,
 /* Frees the permutation; NULL is a no-op. */
 void td_batcher_free(struct td_batcher *b);
 
-/* Copies the next batch into x (batch_size * sample numel floats) and y
+/* Copies the next batch into x (batch_size * sample numel floats, pixel
+ * bytes converted) and y
  * (batch_size labels; y may be NULL) and returns how many samples it copied:
  * batch_size, or fewer for the last batch under TD_BATCH_PARTIAL. Returns 0
  * when the epoch is over; the batcher has then moved to the next epoch, whose

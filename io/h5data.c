@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "io/h5util.h"
 #include "io/ioutil.h"
 
@@ -66,23 +67,19 @@ static enum td_status read_x(hid_t file, struct td_dataset *out, const char *pat
     if (st == TD_OK && out->n == 0)
         st = td_io_errf(TD_ERR_FORMAT, err, errlen, "%s: dataset 'x' holds no samples", path);
     if (st == TD_OK) st = td_h5_check_storage(d, total, "x", path, err, errlen);
-    if (st == TD_OK && !(out->x = td_dataset_alloc_floats(total)))
+    if (st == TD_OK && !is_u8 && !(out->x = td_dataset_alloc_floats(total)))
         st = td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory for x (%zu floats)", path,
                         total);
-    unsigned char *bytes = NULL;
-    if (st == TD_OK && is_u8 && !(bytes = malloc(total)))
+    if (st == TD_OK && is_u8 && !(out->pixels = td_alloc_large(total)))
         st = td_io_errf(TD_ERR_NOMEM, err, errlen, "%s: out of memory for x (%zu bytes)", path,
                         total);
     if (st == TD_OK) {
-        herr_t rc = is_u8 ? H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes)
+        herr_t rc = is_u8 ? H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->pixels)
                           : H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->x);
         if (rc < 0)
             st = td_io_errf(TD_ERR_FORMAT, err, errlen,
                             "%s: cannot read dataset 'x' (truncated or corrupt file?)", path);
     }
-    if (st == TD_OK && is_u8)
-        for (size_t i = 0; i < total; i++) out->x[i] = (float)bytes[i] / 255.0f;
-    free(bytes);
     H5Dclose(d);
     return st;
 }

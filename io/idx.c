@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "graph/memory.h"
 #include "io/ioutil.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
@@ -139,15 +140,13 @@ static void idx_close(struct idx_file *h)
     h->f = NULL;
 }
 
-static enum td_status read_images(struct idx_file *h, float *x, char *err, size_t errlen)
+static enum td_status read_images(struct idx_file *h, uint8_t *x, char *err, size_t errlen)
 {
-    unsigned char buf[IDX_CHUNK];
     size_t total = (size_t)(h->dim[0] * h->dim[1] * h->dim[2]), done = 0;
     while (done < total) {
         size_t want = total - done < IDX_CHUNK ? total - done : IDX_CHUNK, got;
-        enum td_status st = read_bytes(h, buf, want, &got, err, errlen);
+        enum td_status st = read_bytes(h, x + done, want, &got, err, errlen);
         if (st != TD_OK) return st;
-        for (size_t i = 0; i < got; i++) x[done + i] = (float)buf[i] / 255.0f;
         done += got;
         if (got < want)
             return td_io_errf(TD_ERR_FORMAT, err, errlen,
@@ -196,7 +195,7 @@ static enum td_status load_pair(struct idx_file *img, struct idx_file *lab, cons
                           images_path, img->dim[0], labels_path, lab->dim[0]);
     /* Dims are below 2^32 each; keep rows * cols * n within size_t. */
     uint64_t pixels = (uint64_t)img->dim[1] * (uint64_t)img->dim[2];
-    if (pixels > SIZE_MAX / sizeof(float) / (uint64_t)img->dim[0])
+    if (pixels > SIZE_MAX / (uint64_t)img->dim[0])
         return td_io_errf(TD_ERR_NOMEM, err, errlen,
                           "%s: %" PRId64 " images of %" PRId64 "x%" PRId64 " do not fit in memory",
                           images_path, img->dim[0], img->dim[1], img->dim[2]);
@@ -205,13 +204,13 @@ static enum td_status load_pair(struct idx_file *img, struct idx_file *lab, cons
     if (st != TD_OK) return st;
     out->n = img->dim[0];
     out->sample_shape = td_shape_from(img->dim + 1, 2);
-    out->x = td_dataset_alloc_floats((size_t)(pixels * (uint64_t)out->n));
+    out->pixels = td_alloc_large((size_t)(pixels * (uint64_t)out->n));
     out->y = malloc((size_t)out->n * sizeof(int32_t));
-    if (!out->x || !out->y)
+    if (!out->pixels || !out->y)
         return td_io_errf(TD_ERR_NOMEM, err, errlen,
                           "%s: out of memory for %" PRId64 " images of %" PRId64 "x%" PRId64,
                           images_path, img->dim[0], img->dim[1], img->dim[2]);
-    st = read_images(img, out->x, err, errlen);
+    st = read_images(img, out->pixels, err, errlen);
     if (st != TD_OK) return st;
     return read_labels(lab, out->y, &out->classes, err, errlen);
 }

@@ -15,7 +15,8 @@
 #define TD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
 /* Loads an images file and its labels file into *out: sample_shape
- * [rows, cols], pixels scaled to [0, 1] (byte / 255), labels as int32,
+ * [rows, cols], the pixel bytes kept as they are in out->pixels (each
+ * stands for byte / 255, see io/dataset.h), labels as int32,
  * classes = 1 + the largest label. *out is overwritten (not freed first); on
  * success the caller frees it with td_dataset_free, on failure it is left
  * zeroed. Errors, with a message naming the path in err:

@@ -249,7 +249,7 @@ enum td_status td_conv_prepare(struct td_prep *p, enum td_conv_kind kind)
                      p->node->op->name, (int)st);
             return TD_ERR_BACKEND;
         }
-        cands[c] = (struct td_prim_desc){&d[c].op, kind == TD_CONV_FWD ? NULL : &d[c].fwd};
+        cands[c] = (struct td_prim_desc){&d[c].op, kind == TD_CONV_FWD ? NULL : &d[c].fwd, NULL};
     }
     const struct conv_mds *m = &d[1].m;
     struct td_prim_arg args[4];

@@ -80,16 +80,18 @@ static struct td_node *as_rows(struct td_graph *g, struct td_node *x)
 }
 
 /* d(x W^T + b) = dx W^T + x dW^T + db. The bias tangent rides in whichever
- * product exists (as a linear's bias), so it never costs a pass of its own. */
+ * product exists (as a linear's bias), so it never costs a pass of its own,
+ * and the second product accumulates onto the first (matmul_add). */
 static struct td_node *linear_jvp(struct td_graph *g, struct td_node *n, struct td_node *const *t)
 {
     struct td_node *x = n->src[0], *w = n->src[1];
     struct td_node *tx = t[0], *tw = t[1], *tb = t[2];
-    struct td_node *dx = NULL, *dw = NULL;
+    struct td_node *dx = NULL;
     if (tx) dx = tb ? td_linear(g, tx, w, tb) : td_matmul(g, tx, w, 0, 1);
-    if (tw) dw = tb && !tx ? td_linear(g, x, tw, tb) : td_matmul(g, x, tw, 0, 1);
-    if (!tx && !tw && tb) return td_broadcast_to(g, tb, n->shape);
-    return td_rule_add(g, dx, dw);
+    if (tw && dx) return td_matmul_add(g, x, tw, 0, 1, dx);
+    if (tw) return tb ? td_linear(g, x, tw, tb) : td_matmul(g, x, tw, 0, 1);
+    if (!tx && tb) return td_broadcast_to(g, tb, n->shape);
+    return dx;
 }
 
 /* With G = ct viewed as [M, N] and X = x as [M, K]: dX = G W, dW = G^T X,
@@ -164,6 +166,11 @@ static double linear_cost(const struct td_node *n)
     return (double)td_shape_numel(&n->shape) * (double)in_features(&n->src[0]->shape) / 16.0;
 }
 
+static double linear_flops(const struct td_node *n)
+{
+    return 2.0 * (double)td_shape_numel(&n->shape) * (double)in_features(&n->src[0]->shape);
+}
+
 const struct td_op_def td_op_linear = {
     .name = "linear",
     .n_src = 3,
@@ -174,6 +181,7 @@ const struct td_op_def td_op_linear = {
     .jvp = linear_jvp,
     .vjp = linear_vjp,
     .cost = linear_cost,
+    .flops = linear_flops,
     .test =
         {
             .lo = -1.0f,

@@ -7,10 +7,11 @@
  * itself once both descriptors have the output's rank. Transposes are
  * strides of the oneDNN memory descriptors, so nothing is copied. Rules are
  * matmuls with other transpose flags; the cotangent of a broadcast operand
- * is summed over the axes it was stretched along. */
+ * is summed over the axes it was stretched along; a JVP in both operands
+ * is one matmul_add. */
 #include <stdio.h>
 
-#include "ops/dnnl/prim.h"
+#include "ops/matmul_common.h"
 #include "ops/rules.h"
 
 /* Rows and columns of op(x) for x of shape s. */
@@ -69,45 +70,13 @@ static enum td_status matmul_shape(struct td_node *n)
     return TD_OK;
 }
 
-/* op(x) as a oneDNN descriptor of `rank` dims: x of a lower rank gets
- * leading dims of 1; a transpose swaps the last two strides. */
-static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const struct td_shape *s, int t, int rank)
-{
-    int64_t dims[TD_MAX_DIMS], strides[TD_MAX_DIMS], st[TD_MAX_DIMS];
-    int lead = rank - s->rank;
-    td_shape_strides(s, st);
-    for (int d = 0; d < lead; d++) {
-        dims[d] = 1;
-        strides[d] = td_shape_numel(s);
-    }
-    for (int d = 0; d < s->rank; d++) {
-        dims[lead + d] = s->dim[d];
-        strides[lead + d] = st[d];
-    }
-    if (t) {
-        int64_t tmp = dims[rank - 2];
-        dims[rank - 2] = dims[rank - 1];
-        dims[rank - 1] = tmp;
-        tmp = strides[rank - 2];
-        strides[rank - 2] = strides[rank - 1];
-        strides[rank - 1] = tmp;
-    }
-    return td_md_strided(md, rank, dims, strides);
-}
-
 static enum td_status matmul_prepare(struct td_prep *p)
 {
-    const struct td_node *n = p->node;
-    int rank = n->shape.rank;
     struct td_prim_arg args[3] = {{.dnnl_arg = DNNL_ARG_SRC, .buf = TD_BUF_IN0},
                                   {.dnnl_arg = DNNL_ARG_WEIGHTS, .buf = TD_BUF_IN0 + 1},
                                   {.dnnl_arg = DNNL_ARG_DST, .buf = TD_BUF_OUT}};
     dnnl_matmul_desc_t desc;
-    dnnl_status_t st = operand_md(&args[0].md, &n->src[0]->shape, n->attr.i[0], rank);
-    if (st == dnnl_success) st = operand_md(&args[1].md, &n->src[1]->shape, n->attr.i[1], rank);
-    if (st == dnnl_success) st = td_md_plain(&args[2].md, &n->shape, TD_F32);
-    if (st == dnnl_success)
-        st = dnnl_matmul_desc_init(&desc, &args[0].md, &args[1].md, NULL, &args[2].md);
+    dnnl_status_t st = td_matmul_desc(p->node, args, &desc);
     if (st != dnnl_success) {
         snprintf(p->err, p->err_len, "matmul: oneDNN matmul descriptor failed (status %d)",
                  (int)st);
@@ -134,9 +103,9 @@ static struct td_node *matmul_jvp(struct td_graph *g, struct td_node *n, struct 
 {
     struct td_node *a = n->src[0], *b = n->src[1];
     int ta = n->attr.i[0], tb = n->attr.i[1];
-    struct td_node *da = t[0] ? td_matmul(g, t[0], b, ta, tb) : NULL;
     struct td_node *db = t[1] ? td_matmul(g, a, t[1], ta, tb) : NULL;
-    return td_rule_add(g, da, db);
+    if (!t[0]) return db;
+    return db ? td_matmul_add(g, t[0], b, ta, tb, db) : td_matmul(g, t[0], b, ta, tb);
 }
 
 /* With A = op(a), B = op(b), G = ct: dA = G B^T and dB = A^T G, transposed
@@ -250,15 +219,6 @@ static const struct td_op_case matmul_cases[] = {
     {.n_in = 2, .shape = {{4, {2, 2, 5, 5}}, {4, {2, 2, 5, 3}}}, .build = build_nn},
 };
 
-/* In the scheduler's unit, elements touched by a streaming op: one
- * multiply-add of a blocked matmul costs about a sixteenth of that. */
-static double matmul_cost(const struct td_node *n)
-{
-    const struct td_shape *a = &n->src[0]->shape;
-    double k = (double)op_cols(a, n->attr.i[0]);
-    return (double)td_shape_numel(&n->shape) * k / 16.0;
-}
-
 const struct td_op_def td_op_matmul = {
     .name = "matmul",
     .n_src = 2,
@@ -268,7 +228,8 @@ const struct td_op_def td_op_matmul = {
     .forward = td_prim_execute,
     .jvp = matmul_jvp,
     .vjp = matmul_vjp,
-    .cost = matmul_cost,
+    .cost = td_matmul_cost,
+    .flops = td_matmul_flops,
     .test =
         {
             .lo = -1.0f,

@@ -21,6 +21,8 @@ enum td_op_trait {
     TD_TRAIT_ELEMENTWISE = 1u << 0, /* out[i] depends on in[i] only: may run in place */
     TD_TRAIT_VIEW = 1u << 1,        /* output is src[0]'s bytes reinterpreted (reshape) */
     TD_TRAIT_NONDIFF = 1u << 2,     /* piecewise constant or integer: derivatives are zero */
+    TD_TRAIT_ACCUMULATE = 1u << 3,  /* out = f(other operands) + the last operand, of out's
+                                       shape: may run with out aliasing the last operand */
 };
 
 struct td_run_status;
@@ -119,6 +121,11 @@ struct td_op_def {
      * scheduler to pick threads and concurrency. Default: elements read and
      * written. */
     double (*cost)(const struct td_node *n);
+    /* Optional: floating-point operations of one execution, a multiply-add
+     * counted as 2 (a product of [M, K] by [K, N] is 2MNK), for efficiency
+     * figures (td_plan_get_stats). Only the ops whose work is products
+     * (matmul, linear, convolutions) report it; NULL counts as 0. */
+    double (*flops)(const struct td_node *n);
 };
 
 #define TD_OP(name) extern const struct td_op_def td_op_##name;

@@ -74,3 +74,10 @@ TD_OP(max_pool2d_select)
 TD_OP(max_pool2d_scatter)
 TD_OP(avg_pool2d)
 TD_OP(avg_pool2d_grad)
+
+/* a product accumulated onto a buffer (the rules of matmul and linear) */
+TD_OP(matmul_add)
+
+/* attention on packed heads (no split or merge copies) */
+TD_OP(attn_scores)
+TD_OP(attn_mix)

@@ -57,6 +57,26 @@ struct td_node *td_mask_positive(struct td_graph *g, struct td_node *a, struct t
 struct td_node *td_matmul(struct td_graph *g, struct td_node *a, struct td_node *b, int transpose_a,
                           int transpose_b);
 
+/* op(a) op(b) + c in one product (the sum a matmul's or linear's tangent
+ * is): a, b and the flags as td_matmul; c of the product's shape exactly.
+ * Errors: td_matmul's, and c of another shape or integer. */
+struct td_node *td_matmul_add(struct td_graph *g, struct td_node *a, struct td_node *b,
+                              int transpose_a, int transpose_b, struct td_node *c);
+
+/* Attention on packed heads, without copies that split or merge them.
+ * td_attn_scores: y[b, h, i, j] = sum_c q[b, i, h dh + c] k[b, j, h dh + c]
+ * with q [B, Tq, D], k [B, Tk, D], D = heads * dh; y [B, heads, Tq, Tk].
+ * Errors: operands not float of rank 3, batch or features differing, heads
+ * not dividing D.
+ * td_attn_mix: y[b, i, h dh + c] = sum_j op(p)[b, h, i, j] v[b, j, h dh + c]
+ * with p [B, heads, Tq, Tk] (op(p) = p, or its transpose over the last two
+ * axes when transpose_p is set), v [B, Tk, D]; y [B, Tq, D]. Errors: p not
+ * float of rank 4, v not of rank 3, heads not axis 1 of p or not dividing
+ * D, batch or the summed time axis differing. */
+struct td_node *td_attn_scores(struct td_graph *g, struct td_node *q, struct td_node *k, int heads);
+struct td_node *td_attn_mix(struct td_graph *g, struct td_node *p, struct td_node *v, int heads,
+                            int transpose_p);
+
 /* Dense layer in one product: y = x W^T + b with x [..., K] (rank >= 2),
  * W [N, K] (PyTorch layout), b [N]; y [..., N]. The bias is added by the
  * matmul itself. */

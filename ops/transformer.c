@@ -65,23 +65,6 @@ struct td_node *td_embedding(struct td_graph *g, struct td_node *ids, int vocab,
     return td_embedding_lookup(g, table, ids);
 }
 
-/* [B, T, d] -> [B, H, T, d / H]. */
-static struct td_node *split_heads(struct td_graph *g, struct td_node *x, int heads)
-{
-    const struct td_shape *s = td_node_shape(x);
-    int64_t b = s->dim[0], t = s->dim[1], d = s->dim[2];
-    struct td_node *h = td_reshape(g, x, TD_SHAPE(b, t, heads, d / heads));
-    return td_transpose(g, h, (const int[]){0, 2, 1, 3});
-}
-
-/* [B, H, T, dh] -> [B, T, H * dh]. */
-static struct td_node *merge_heads(struct td_graph *g, struct td_node *x)
-{
-    const struct td_shape *s = td_node_shape(x);
-    struct td_node *t = td_transpose(g, x, (const int[]){0, 2, 1, 3});
-    return td_reshape(g, t, TD_SHAPE(s->dim[0], s->dim[2], s->dim[1] * s->dim[3]));
-}
-
 /* The fused QKV parameter: "qkv/weight" [3d, d] (rows q, then k, then v)
  * and "qkv/bias" [3d]; each of q, k and v is a linear with its block of
  * rows, so no activation of width 3d is ever split or joined. */
@@ -112,11 +95,11 @@ struct td_node *td_causal_self_attention(struct td_graph *g, struct td_node *x, 
     if (td_scope_push(g, name) != TD_OK) return NULL;
     struct td_node *qkv[3] = {NULL, NULL, NULL};
     qkv_projection(g, x, init_std(o), qkv);
-    struct td_node *q = split_heads(g, qkv[0], heads), *k = split_heads(g, qkv[1], heads);
-    struct td_node *v = split_heads(g, qkv[2], heads);
-    struct td_node *p =
-        td_causal_softmax(g, td_matmul(g, q, k, 0, 1), (float)(1.0 / sqrt((double)dh)));
-    struct td_node *y = merge_heads(g, td_matmul(g, drop(g, p, o), v, 0, 0));
+    /* The heads stay packed in [B, T, d]: the products read and write them
+     * in place, so no copy splits or merges them. */
+    struct td_node *p = td_causal_softmax(g, td_attn_scores(g, qkv[0], qkv[1], heads),
+                                          (float)(1.0 / sqrt((double)dh)));
+    struct td_node *y = td_attn_mix(g, drop(g, p, o), qkv[2], heads, 0);
     float proj_std = o && o->proj_init_std > 0 ? o->proj_init_std : init_std(o);
     y = drop(g, projection(g, y, (int)s->dim[2], proj_std, "proj"), o);
     td_scope_pop(g);

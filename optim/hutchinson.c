@@ -40,7 +40,7 @@ static void adahessian_step(struct td_optim *o, struct td_params *p, float lr, i
     const double k = (double)(o->steps + 1);
     const double r = (double)(o->steps / o->cfg.hessian_interval + 1);
     const float step_size = (float)(lr / (1.0 - pow(b1, k)));
-    const float sqrt_bc2 = (float)sqrt(1.0 - pow(b2, r));
+    const float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, r))); /* as adam.c's */
     const float shrink = 1.0f - lr * o->cfg.weight_decay;
     const size_t n = o->n;
 #pragma omp parallel for simd schedule(static)                                                     \
@@ -51,7 +51,7 @@ static void adahessian_step(struct td_optim *o, struct td_params *p, float lr, i
             const float di = z[i] * t[i];
             v[i] = b2 * v[i] + (1.0f - b2) * di * di;
         }
-        w[i] = shrink * w[i] - step_size * m[i] / (sqrtf(v[i]) / sqrt_bc2 + eps);
+        w[i] = shrink * w[i] - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
     }
 }
 

@@ -2,6 +2,8 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Block partials computed per parallel round; a round covers
  * TD_REDUCE_BLOCK * ROUND elements and its partials live on the stack. */
@@ -74,6 +76,31 @@ double td_vec_sumsq(const float *a, size_t n, int num_threads)
 double td_vec_sumsq_sum(const float *a, const float *b, size_t n, int num_threads)
 {
     return reduce(RED_SUMSQ_SUM, a, b, n, num_threads);
+}
+
+/* a [n]: 1 when one exponent field is all ones (NaN or infinity). */
+static unsigned block_nonfinite(const float *a, size_t n)
+{
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &a[i], sizeof(bits));
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad;
+}
+
+int td_vec_all_finite(const float *a, size_t n, int num_threads)
+{
+    const size_t nblocks = (n + TD_REDUCE_BLOCK - 1) / TD_REDUCE_BLOCK;
+    const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
+    unsigned bad = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : bad) if (nblocks > 8)
+    for (size_t j = 0; j < nblocks; j++) {
+        const size_t off = j * TD_REDUCE_BLOCK;
+        bad |= block_nonfinite(a + off, n - off < TD_REDUCE_BLOCK ? n - off : TD_REDUCE_BLOCK);
+    }
+    return !bad;
 }
 
 double td_clip_global_norm(float *g, size_t n, double max_norm, int num_threads)

@@ -26,6 +26,11 @@ double td_vec_sumsq(const float *a, size_t n, int num_threads);
 /* sum_i (a[i] + b[i])^2, without forming a + b. */
 double td_vec_sumsq_sum(const float *a, const float *b, size_t n, int num_threads);
 
+/* 1 when every a[i] is finite, 0 when one is NaN or infinite. A branch-free
+ * test of the exponent bits, so it vectorizes (isfinite with an early exit
+ * does not). */
+int td_vec_all_finite(const float *a, size_t n, int num_threads);
+
 /* Global-norm clipping, as torch.nn.utils.clip_grad_norm_: when
  * ||g||_2 > max_norm, scales g in place by max_norm / ||g||_2. max_norm <= 0
  * leaves g untouched. Returns ||g||_2 before clipping (inf or NaN when g

@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "io/ioutil.h"
 #include "optim/curvature.h"
+#include "optim/reduce.h"
 #include "optim/step_graph.h"
 
 #define TD_PATH_MAX 4096
@@ -31,7 +32,8 @@ struct td_trainer {
     void *bufs[TD_SOURCE_MAX_BUFS];
     struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
     int n_feeds;
-    int32_t step_value; /* what the step input reads */
+    int32_t step_value;  /* what the step input reads */
+    double plan_seconds; /* in td_run for training steps since the last evaluation */
     /* For optimizers that ask for Gauss-Newton products (hessian-free). */
     struct td_curv_op *ggn;
     struct td_optim_oracle oracle;
@@ -457,13 +459,6 @@ enum td_status td_evaluate(const struct td_train_model *m, const struct td_sourc
     return st;
 }
 
-static int all_finite(const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return 0;
-    return 1;
-}
-
 /* Reruns the failed step with a NaN-checking plan to name the culprit. */
 static enum td_status diagnose(struct td_trainer *t, int hvp, char *err, size_t errlen)
 {
@@ -513,7 +508,9 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     if (td_optim_direction(t->opt, t->p) != TD_OK)
         return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
     struct td_plan *plan = hvp ? t->hvp_plan : t->grad_plan;
+    double t0 = omp_get_wtime();
     st = td_run(plan, t->feeds, t->n_feeds);
+    t->plan_seconds += omp_get_wtime() - t0;
     if (st != TD_OK)
         return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, td_plan_error(plan));
     *loss = td_plan_output(plan, 0)[0];
@@ -521,8 +518,8 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
         st = average_over_ranks(t, hvp, loss, err, errlen);
         if (st != TD_OK) return st;
     }
-    if (!isfinite(*loss) || !all_finite(t->p->grad, t->p->total) ||
-        (hvp && !all_finite(t->p->tangent, t->p->total)))
+    if (!isfinite(*loss) || !td_vec_all_finite(t->p->grad, t->p->total, t->num_threads) ||
+        (hvp && !td_vec_all_finite(t->p->tangent, t->p->total, t->num_threads)))
         return diagnose(t, hvp, err, errlen);
     float lr = td_schedule_lr(&t->o.schedule, k);
     t->oracle.loss = *loss;
@@ -601,15 +598,20 @@ static enum td_status finish_interval(struct td_trainer *t, double seconds, int6
         .items_per_s =
             seconds > 0 ? (double)steps_done * (double)t->src->items_per_batch * t->ranks / seconds
                         : NAN,
+        .plan_seconds = t->plan_seconds,
     };
     enum td_status st = TD_OK;
+    double t0 = omp_get_wtime();
     if (t->eval_plan) st = td_trainer_evaluate(t, &r.val_loss, &r.val_acc, err, errlen);
     if (st != TD_OK) return st;
+    r.eval_seconds = omp_get_wtime() - t0;
     t->loss_sum = 0;
     t->loss_count = 0;
+    t->plan_seconds = 0;
     if (evals)
-        fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (long long)r.step, r.epoch,
-                r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s);
+        fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.3f,%.3f\n", (long long)r.step,
+                r.epoch, r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s,
+                r.plan_seconds, r.eval_seconds);
     flush_logs(log, evals);
     if (t->rank == 0) st = export_weights(t, err, errlen);
     if (st == TD_OK) st = save_checkpoint(t, err, errlen);
@@ -638,8 +640,9 @@ enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callba
         log = open_log(t, "train_log.csv", "step,epoch,loss,lr,grad_norm,used_tangent\n", resumed,
                        done);
         evals = open_log(t, "evals.csv",
-                         "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s\n", resumed,
-                         done);
+                         "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s,"
+                         "plan_seconds,eval_seconds\n",
+                         resumed, done);
     }
     if (t->rank == 0 && (!log || !evals)) {
         if (log) fclose(log);

@@ -9,12 +9,14 @@
  *                  resumed from it continues bit-exactly (same thread count)
  *   train_log.csv  one line per step: step,epoch,loss,lr,grad_norm,used_tangent
  *   evals.csv      one line per evaluation:
- *                  step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s
+ *                  step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s,
+ *                  plan_seconds,eval_seconds
  * `epoch` counts passes over the training data (step / steps per epoch; a
  * fraction of a pass for sources without epochs), train_loss is the mean
  * loss of the steps since the previous evaluation, val_loss the evaluation
  * metric's mean loss (nats per target), val_acc its accuracy (NaN when the
- * metric has none).
+ * metric has none); seconds, plan_seconds and eval_seconds as in struct
+ * td_eval_report.
  *
  * Non-finite losses, gradients or tangents stop the run before the step is
  * applied: the message names the first node that produced the value, and the
@@ -107,9 +109,12 @@ struct td_eval_report {
     double train_loss; /* mean over the steps since the previous evaluation */
     double val_loss;   /* NaN without evaluation batches */
     double val_acc;
-    double lr;          /* the rate of the last step */
-    double seconds;     /* training time since the previous evaluation */
-    double items_per_s; /* over that time */
+    double lr;           /* the rate of the last step */
+    double seconds;      /* training time since the previous evaluation */
+    double items_per_s;  /* over that time */
+    double plan_seconds; /* of `seconds`, the time the steps' plans ran (td_run): the rest is
+                            the loop's own (batches, checks, the optimizer, logs) */
+    double eval_seconds; /* the evaluation's time (not part of `seconds`) */
 };
 
 struct td_train_callbacks {

@@ -532,6 +532,43 @@ static void build_tiny_gpt(struct model *m)
     set_theta(m, NULL, 0);
 }
 
+/* Two products reading x: the second cotangent of x is accumulated onto
+ * the first in one matmul_add (no add node), with the value
+ * dL/dx[i, k] = sum_j W1[j, k] + 2 sum_j W2[j, k] of
+ * L = sum(x W1^T) + 2 sum(x W2^T). */
+START_TEST(test_product_cotangents_accumulate)
+{
+    struct td_graph *g = td_graph_new(5);
+    struct td_init nrm = {TD_INIT_NORMAL, 0, 1};
+    struct td_node *x = td_param(g, "x", TD_SHAPE(3, 4), nrm);
+    struct td_node *w1 = td_param(g, "w1", TD_SHAPE(5, 4), nrm);
+    struct td_node *w2 = td_param(g, "w2", TD_SHAPE(6, 4), nrm);
+    struct td_node *loss = td_add(g, td_sum_all(g, td_matmul(g, x, w1, 0, 1)),
+                                  td_scale(g, td_sum_all(g, td_matmul(g, x, w2, 0, 1)), 2.0f));
+    struct td_node *dx;
+    ck_assert_int_eq(td_vjp(g, loss, NULL, &x, 1, &dx), TD_OK);
+    tu_assert_graph_ok(g, "accumulate");
+    ck_assert_str_eq(td_node_op_name(dx), "matmul_add");
+    struct tu_eval e;
+    tu_assert_eval_init(&e, g, &dx, 1, NULL);
+    tu_assert_eval_run(&e, NULL, 0);
+    const struct td_params *p = td_graph_params(g);
+    const float *W1 = p->value + p->info[1].offset, *W2 = p->value + p->info[2].offset;
+    double want[12];
+    for (int k = 0; k < 4; k++) {
+        double s = 0;
+        for (int j = 0; j < 5; j++) s += W1[j * 4 + k];
+        for (int j = 0; j < 6; j++) s += 2.0 * W2[j * 4 + k];
+        for (int i = 0; i < 3; i++) want[i * 4 + k] = s;
+    }
+    char msg[256];
+    ck_assert_msg(tu_close_d(tu_eval_output(&e, 0), want, 12, 1e-5, 1e-5, msg, sizeof msg), "%s",
+                  msg);
+    tu_eval_free(&e);
+    td_graph_free(g);
+}
+END_TEST
+
 START_TEST(test_tiny_gpt)
 {
     struct model m;
@@ -629,6 +666,7 @@ int main(void)
     tcase_add_test(tc, test_tiny_gpt);
     tcase_add_test(tc, test_small_cnn_tanh_avg_pool);
     tcase_add_test(tc, test_small_cnn_relu_max_pool);
+    tcase_add_test(tc, test_product_cotangents_accumulate);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -214,6 +214,25 @@ static struct td_node *bb_jvp_tangent(struct td_graph *g, struct td_node *const 
     return td_jvp(g, &l[L_X], &t, 1, &y, 1, &out) == TD_OK ? out : NULL;
 }
 
+static struct td_node *bb_matmul_add_c(struct td_graph *g, struct td_node *const *l)
+{
+    return td_matmul_add(g, l[L_H], l[L_W], 1, 0, l[L_X]);
+}
+static struct td_node *bb_matmul_add_inner(struct td_graph *g, struct td_node *const *l)
+{
+    return td_matmul_add(g, l[L_H], l[L_W], 0, 0, l[L_X]);
+}
+
+static struct td_node *bb_attn_scores_heads(struct td_graph *g, struct td_node *const *l)
+{
+    return td_attn_scores(g, l[L_A3], l[L_A3], 3);
+}
+static struct td_node *bb_attn_mix_time(struct td_graph *g, struct td_node *const *l)
+{
+    struct td_node *p = td_reshape(g, l[L_A3], TD_SHAPE(2, 1, 3, 4));
+    return td_attn_mix(g, p, l[L_A3], 1, 0);
+}
+
 static const struct bad_build bad_builds[] = {
     {"d", bb_add_int, TD_ERR_SHAPE,
      "add 'd': expects float operands, got float32 [2,3] and int32 [2]"},
@@ -236,6 +255,14 @@ static const struct bad_build bad_builds[] = {
     {"in", bb_input_shape, TD_ERR_SHAPE,
      "input 'in/bad': invalid shape [3,0] (rank 2, dims must be >= 1)"},
     {"j", bb_jvp_tangent, TD_ERR_SHAPE, "jvp: tangent [4] does not match its node [2,3]"},
+    {"ma", bb_matmul_add_c, TD_ERR_SHAPE,
+     "matmul_add 'ma': addend [2,3] does not match the product [64,10]"},
+    {"ma", bb_matmul_add_inner, TD_ERR_SHAPE,
+     "matmul_add 'ma': inner dimensions differ: [128,64] x [128,10]"},
+    {"at", bb_attn_scores_heads, TD_ERR_SHAPE,
+     "attn_scores 'at': 3 heads do not divide the 4 features"},
+    {"at", bb_attn_mix_time, TD_ERR_SHAPE,
+     "attn_mix 'at': p [2,1,3,4] and v [2,3,4] differ in batch or in the summed time axis"},
 };
 
 START_TEST(test_bad_build_table)
@@ -406,10 +433,10 @@ struct mlp_plan {
     struct td_feed feeds[2];
 };
 
-static void mlp_build(struct mlp_plan *m)
+/* The seed MLP at batch B with its gradient and HVP. */
+static void mlp_build_batch(struct mlp_plan *m, int B)
 {
     memset(m, 0, sizeof *m);
-    enum { B = 8 };
     m->g = td_graph_new(3);
     m->x = td_input(m->g, "x", TD_SHAPE(B, 784), TD_F32);
     m->y = td_input(m->g, "y", TD_SHAPE(B), TD_I32);
@@ -423,8 +450,8 @@ static void mlp_build(struct mlp_plan *m)
     m->outs[m->n_out++] = m->loss;
     for (int i = 0; i < 6; i++) m->outs[m->n_out++] = grads[i];
     for (int i = 0; i < 6; i++) m->outs[m->n_out++] = hvps[i];
-    m->xd = malloc(B * 784 * sizeof(float));
-    m->yd = malloc(B * sizeof(int32_t));
+    m->xd = malloc((size_t)B * 784 * sizeof(float));
+    m->yd = malloc((size_t)B * sizeof(int32_t));
     ck_assert(m->xd && m->yd);
     tu_fill_uniform(m->xd, B * 784, 0, 1, 3, 1);
     tu_fill_int(m->yd, B, 10, 3, 2);
@@ -432,6 +459,11 @@ static void mlp_build(struct mlp_plan *m)
     m->feeds[1] = (struct td_feed){m->y, m->yd};
     struct td_params *p = td_graph_params(m->g);
     tu_fill_normal(p->dir, p->total, 3, 3);
+}
+
+static void mlp_build(struct mlp_plan *m)
+{
+    mlp_build_batch(m, 8);
 }
 
 static void mlp_free(struct mlp_plan *m)
@@ -506,8 +538,9 @@ static int readers_at(const struct td_plan *p, struct td_graph *g, const struct 
 /* Checks the memory plan of p (compiled from g for outs) against liveness
  * computed from the graph: every arena buffer lies inside the arena, and
  * buffers that share bytes are never live at the same time, except an
- * elementwise node that overwrites its first operand's bytes at that
- * operand's last read with no other reader in that step (in place). */
+ * elementwise node that overwrites its first operand's bytes (an
+ * accumulating one its last operand's) at that operand's last read with no
+ * other reader in that step (in place). */
 static void check_liveness(const char *what, struct td_plan *p, struct td_graph *g,
                            struct td_node *const *outs, int n_out)
 {
@@ -562,8 +595,13 @@ static void check_liveness(const char *what, struct td_plan *p, struct td_graph 
             if (!live_together) continue;
             const struct td_node *nb = td_graph_node(g, b);
             const struct td_node *na = td_graph_node(g, a);
-            int ok = (nb->op->traits & TD_TRAIT_ELEMENTWISE) && bytes_owner(nb->src[0]) == na &&
-                     off[a] == off[b] && last[a] == first[b] && readers_at(p, g, na, first[b]) == 1;
+            /* Elementwise ops may overwrite their first operand,
+             * accumulating ones (matmul_add) their last. */
+            int over = (nb->op->traits & TD_TRAIT_ELEMENTWISE)  ? 0
+                       : (nb->op->traits & TD_TRAIT_ACCUMULATE) ? nb->n_src - 1
+                                                                : -1;
+            int ok = over >= 0 && bytes_owner(nb->src[over]) == na && off[a] == off[b] &&
+                     last[a] == first[b] && readers_at(p, g, na, first[b]) == 1;
             ck_assert_msg(ok,
                           "%s: nodes #%d (%s, steps %d..%d, bytes %lld+%zu) and #%d (%s, steps "
                           "%d..%d, bytes %lld+%zu) share memory while both are live",
@@ -722,6 +760,149 @@ START_TEST(test_plan_concurrent_groups)
     free(a);
     td_plan_free(p1);
     td_plan_free(p2);
+    mlp_free(&m);
+}
+END_TEST
+
+/* The order keeps the arena small: a value read only at the end (d) is
+ * computed when it is needed, not at the depth of its operand, so no more
+ * than two [64, 64] buffers are ever live along the chain of transposes
+ * (each reads the previous one's bytes and writes new ones). Computed at
+ * depth 1, d would be a third live buffer all along the chain. */
+START_TEST(test_plan_schedule_defers)
+{
+    struct td_graph *g = td_graph_new(5);
+    struct td_node *x = td_param(g, "x", TD_SHAPE(64, 64), (struct td_init){TD_INIT_NORMAL, 0, 1});
+    struct td_node *d = td_exp(g, x);
+    struct td_node *t = td_transpose(g, td_scale(g, x, 2.0f), (const int[]){1, 0});
+    for (int i = 0; i < 6; i++) t = td_transpose(g, t, (const int[]){1, 0});
+    struct td_node *y = td_sum_all(g, td_mul(g, t, d));
+    tu_assert_graph_ok(g, "chain");
+    struct td_compile_options o = {.num_threads = 1};
+    struct td_plan *p = td_compile(g, &y, 1, &o);
+    ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(g));
+    struct td_plan_stats st;
+    td_plan_get_stats(p, &st);
+    const size_t buf = 64 * 64 * sizeof(float);
+    ck_assert_msg(st.arena_bytes <= 2 * buf + 64, "arena %zu bytes, two buffers are %zu",
+                  st.arena_bytes, 2 * buf);
+    ck_assert_int_gt(td_plan_step_of(p, d), td_plan_step_of(p, t));
+    check_liveness("deferring plan", p, g, &y, 1);
+    /* Same value as a plan where every buffer has its own bytes. */
+    struct td_compile_options o0 = {.num_threads = 1, .no_reuse = 1};
+    struct td_plan *p0 = td_compile(g, &y, 1, &o0);
+    ck_assert_ptr_nonnull(p0);
+    ck_assert_int_eq(td_run(p, NULL, 0), TD_OK);
+    ck_assert_int_eq(td_run(p0, NULL, 0), TD_OK);
+    ck_assert(memcmp(td_plan_output(p, 0), td_plan_output(p0, 0), sizeof(float)) == 0);
+    td_plan_free(p0);
+    td_plan_free(p);
+    td_graph_free(g);
+}
+END_TEST
+
+/* Outputs bound to caller memory: an output that overwrites an operand read
+ * by nothing else (an HVP block, a matmul_add onto a product, or an add
+ * onto one) has that operand computed in the caller's memory too, so the
+ * seed MLP's gradient + HVP plan at batch 128 needs at most 1.6 times the
+ * gradient plan's arena (the goal of the memory planner); and the results
+ * are the bits of a plan where every buffer has its own bytes. */
+START_TEST(test_plan_bound_outputs)
+{
+    struct mlp_plan m;
+    mlp_build_batch(&m, 128);
+    enum { N = 1 + 2 * 6 };
+    float *mem[2][N];
+    struct td_binding bind[2][N];
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < N; i++) {
+            size_t n = (size_t)td_shape_numel(td_node_shape(m.outs[i]));
+            mem[v][i] = calloc(n, sizeof(float));
+            ck_assert_ptr_nonnull(mem[v][i]);
+            bind[v][i] = (struct td_binding){m.outs[i], mem[v][i]};
+        }
+    struct td_compile_options o = {.num_threads = 2, .bindings = bind[0], .n_bindings = N};
+    struct td_compile_options o0 = {
+        .num_threads = 2, .bindings = bind[1], .n_bindings = N, .no_reuse = 1};
+    struct td_compile_options og = {.num_threads = 2, .bindings = bind[0] + 1, .n_bindings = 6};
+    struct td_plan *p = td_compile(m.g, m.outs, N, &o), *p0 = td_compile(m.g, m.outs, N, &o0);
+    struct td_plan *pg = td_compile(m.g, m.outs, 7, &og);
+    ck_assert_msg(p && p0 && pg, "td_compile: %s", td_graph_error(m.g));
+    check_liveness("bound gradient + hvp plan", p, m.g, m.outs, N);
+    struct td_plan_stats sh, sg;
+    td_plan_get_stats(p, &sh);
+    td_plan_get_stats(pg, &sg);
+    ck_assert_msg(sh.arena_bytes * 10 <= sg.arena_bytes * 16,
+                  "gradient + HVP arena %zu bytes, gradient %zu: more than 1.6x", sh.arena_bytes,
+                  sg.arena_bytes);
+    /* Some HVP block's operand lives in the bound memory, not the arena. */
+    int moved = 0;
+    for (int i = 7; i < N; i++) {
+        const struct td_node *h = m.outs[i];
+        if (h->kind != TD_NODE_OP) continue;
+        int over = (h->op->traits & TD_TRAIT_ACCUMULATE) ? h->n_src - 1 : 0;
+        if (h->src[over]->kind == TD_NODE_OP && td_plan_buffer(p, h->src[over], NULL) < 0) moved++;
+    }
+    ck_assert_int_gt(moved, 0);
+    for (int rep = 0; rep < 2; rep++) {
+        mlp_run(&m, p);
+        mlp_run(&m, p0);
+        for (int i = 0; i < N; i++) {
+            size_t n = (size_t)td_shape_numel(td_node_shape(m.outs[i]));
+            ck_assert_msg(memcmp(mem[0][i], mem[1][i], n * sizeof(float)) == 0,
+                          "output %d differs from the no-reuse plan's (run %d)", i, rep);
+        }
+    }
+    ck_assert_msg(tu_norm(mem[0][N - 1], 10) > 0, "the last HVP block is zero");
+    td_plan_free(p);
+    td_plan_free(p0);
+    td_plan_free(pg);
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < N; i++) free(mem[v][i]);
+    mlp_free(&m);
+}
+END_TEST
+
+/* FLOP counts: each product counted as 2MNK, other ops not at all. The
+ * gradient of the B = 8 MLP runs the three forward products, the three
+ * weight gradients and the input gradients of layers 2 and 3 (x needs
+ * none). */
+START_TEST(test_plan_flops)
+{
+    struct mlp_plan m;
+    mlp_build(&m);
+    /* m.outs: the loss, then the six gradients, then the HVPs. */
+    struct td_node *const *outs = m.outs;
+    struct td_compile_options o = {.num_threads = 1, .profile = 1};
+    struct td_plan *p = td_compile(m.g, outs, 7, &o);
+    ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(m.g));
+    const double f1 = 2.0 * 8 * 784 * 128, f2 = 2.0 * 8 * 128 * 64, f3 = 2.0 * 8 * 64 * 10;
+    struct td_plan_stats st;
+    td_plan_get_stats(p, &st);
+    ck_assert_double_eq(st.flops, 2 * f1 + 3 * f2 + 3 * f3);
+    /* The profile lists every node with its count; they sum to the same. */
+    mlp_run(&m, p);
+    struct td_node_time *t = malloc((size_t)st.num_nodes * sizeof(*t));
+    ck_assert_ptr_nonnull(t);
+    int n = td_plan_profile(p, t, st.num_nodes);
+    double sum = 0;
+    int products = 0;
+    for (int i = 0; i < n; i++) {
+        sum += t[i].flops;
+        products += t[i].flops > 0;
+        ck_assert_int_eq(t[i].runs, 1);
+        if (i > 0) ck_assert(t[i].seconds <= t[i - 1].seconds);
+    }
+    ck_assert_double_eq(sum, st.flops);
+    ck_assert_int_eq(products, 8);
+    /* A forward plan counts the three layers alone. */
+    struct td_plan *fp = td_compile(m.g, &m.loss, 1, NULL);
+    ck_assert_ptr_nonnull(fp);
+    td_plan_get_stats(fp, &st);
+    ck_assert_double_eq(st.flops, f1 + f2 + f3);
+    free(t);
+    td_plan_free(fp);
+    td_plan_free(p);
     mlp_free(&m);
 }
 END_TEST
@@ -909,6 +1090,9 @@ int main(void)
     tcase_add_test(p, test_plan_liveness_views);
     tcase_add_test(p, test_plan_outputs_bitwise);
     tcase_add_test(p, test_plan_concurrent_groups);
+    tcase_add_test(p, test_plan_flops);
+    tcase_add_test(p, test_plan_schedule_defers);
+    tcase_add_test(p, test_plan_bound_outputs);
 #ifndef __SANITIZE_ADDRESS__
     tcase_add_test(p, test_run_allocates_nothing);
     tcase_add_test(p, test_run_no_allocator_calls);

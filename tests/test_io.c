@@ -140,10 +140,14 @@ static void check_idx_round_trip(int gz_images, int gz_labels)
     ck_assert_int_eq(d.sample_shape.dim[1], IMG_C);
     ck_assert_int_eq(d.classes, 4);
     for (size_t i = 0; i < sizeof(img_bytes); i++)
-        ck_assert_msg(d.x[i] == (float)img_bytes[i] / 255.0f, "pixel %zu: %g", i, d.x[i]);
+        ck_assert_msg(td_dataset_value(&d, (int64_t)i) == (float)img_bytes[i] / 255.0f,
+                      "pixel %zu: %g", i, td_dataset_value(&d, (int64_t)i));
+    /* Kept as bytes: a quarter of the memory of floats. */
+    ck_assert_ptr_null(d.x);
+    ck_assert_mem_eq(d.pixels, img_bytes, sizeof(img_bytes));
     for (int i = 0; i < IMG_N; i++) ck_assert_int_eq(d.y[i], lab_bytes[i]);
     td_dataset_free(&d);
-    ck_assert_ptr_null(d.x);
+    ck_assert_ptr_null(d.pixels);
     ck_assert_int_eq(d.n, 0);
 }
 
@@ -165,6 +169,7 @@ static void expect_idx_error(const char *ip, const char *lp, enum td_status want
     ck_assert_msg(st == want, "status %s, expected %s (%s)", td_status_name(st),
                   td_status_name(want), err);
     ck_assert_ptr_null(d.x);
+    ck_assert_ptr_null(d.pixels);
     ck_assert_ptr_null(d.y);
     if (p1) assert_msg_has(err, p1);
     if (p2) assert_msg_has(err, p2);
@@ -309,8 +314,9 @@ START_TEST(fashion_mnist_installed)
     for (int c = 0; c < 10; c++) ck_assert_int_eq(count[c], 1000);
     float lo = 1, hi = 0;
     for (int64_t i = 0; i < d.n * 784; i++) {
-        if (d.x[i] < lo) lo = d.x[i];
-        if (d.x[i] > hi) hi = d.x[i];
+        float v = td_dataset_value(&d, i);
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
     }
     ck_assert(lo == 0.0f && hi == 1.0f);
     td_dataset_free(&d);
@@ -378,7 +384,9 @@ START_TEST(h5data_good)
     ck_assert_int_eq(d.n, 3);
     ck_assert_int_eq(d.sample_shape.rank, 1);
     ck_assert_int_eq(d.classes, 2);
-    for (int i = 0; i < 6; i++) ck_assert(d.x[i] == (float)xb[i] / 255.0f);
+    for (int i = 0; i < 6; i++) ck_assert(td_dataset_value(&d, i) == (float)xb[i] / 255.0f);
+    ck_assert_ptr_null(d.x);
+    ck_assert_mem_eq(d.pixels, xb, sizeof(xb));
     td_dataset_free(&d);
 
     const char *p64 = tpath("data-f64.h5");
@@ -510,7 +518,7 @@ static struct td_dataset batch_data(void)
         bd_x[2 * i + 1] = (float)-i;
         bd_y[i] = 100 + i;
     }
-    struct td_dataset d = {BD_N, td_shape_from((const int64_t[]){BD_F}, 1), bd_x, bd_y, 110};
+    struct td_dataset d = {BD_N, td_shape_from((const int64_t[]){BD_F}, 1), bd_x, bd_y, 110, NULL};
     return d;
 }
 
@@ -619,6 +627,42 @@ START_TEST(batcher_seed_reproducible)
     td_batcher_free(&a);
     td_batcher_free(&b);
     td_batcher_free(&c);
+}
+END_TEST
+
+/* A dataset of pixel bytes gives the batches of the same dataset held as
+ * floats b / 255, bit for bit, in the same shuffled order. */
+START_TEST(batcher_pixels)
+{
+    enum { N = 7, F = 33 };
+    static uint8_t px[N * F];
+    static float fx[N * F];
+    static int32_t y[N];
+    for (int i = 0; i < N * F; i++) {
+        px[i] = (uint8_t)((i * 37 + 11) % 256);
+        fx[i] = (float)px[i] / 255.0f;
+    }
+    for (int i = 0; i < N; i++) y[i] = i % 3;
+    struct td_dataset dp = {N, td_shape_from((const int64_t[]){F}, 1), NULL, y, 3, px};
+    struct td_dataset df = {N, td_shape_from((const int64_t[]){F}, 1), fx, y, 3, NULL};
+    struct td_batcher a, b;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&a, &dp, 3, TD_BATCH_PARTIAL, 1, 5, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_init(&b, &df, 3, TD_BATCH_PARTIAL, 1, 5, err, sizeof(err)), TD_OK);
+    float xa[3 * F], xb[3 * F];
+    int32_t ya[3], yb[3];
+    int batches = 0;
+    for (int k = 0; k < 8; k++) {
+        int64_t na = td_batcher_next(&a, xa, ya), nb = td_batcher_next(&b, xb, yb);
+        ck_assert_int_eq(na, nb);
+        ck_assert_mem_eq(xa, xb, (size_t)na * F * sizeof(float));
+        ck_assert_mem_eq(ya, yb, (size_t)na * sizeof(int32_t));
+        batches += na > 0;
+    }
+    ck_assert_int_eq(batches, 6);
+    ck_assert(td_dataset_value(&dp, 5) == fx[5]);
+    td_batcher_free(&a);
+    td_batcher_free(&b);
 }
 END_TEST
 
@@ -1947,6 +1991,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, batcher_drop_last);
     tcase_add_test(tc, batcher_seed_reproducible);
     tcase_add_test(tc, batcher_restore_position);
+    tcase_add_test(tc, batcher_pixels);
     tcase_add_test(tc, batcher_bad_args);
     tcase_add_test(tc, weights_round_trip);
     tcase_add_test(tc, weights_import_rejects);

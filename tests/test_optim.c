@@ -6,6 +6,7 @@
  * L(theta) = 0.5 theta^T A theta - b^T theta, where the gradient (A theta - b),
  * the Hessian-vector product (A dir) and the line minimiser along d
  * (-g^T d / d^T A d) are known exactly. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -834,6 +835,22 @@ START_TEST(test_reductions)
     float bad[3] = {1.0f, NAN, 2.0f};
     ck_assert(isnan(td_clip_global_norm(bad, 3, 1.0, 0)));
     ck_assert(bad[0] == 1.0f && bad[2] == 2.0f);
+
+    /* finiteness: every position of a large block, every kind of value */
+    ck_assert(td_vec_all_finite(x, BIG, 2));
+    ck_assert(td_vec_all_finite(x, 0, 1));
+    const float odd[] = {NAN, -NAN, INFINITY, -INFINITY};
+    const size_t at[] = {0, 1, BIG / 2, BIG - 1};
+    for (int k = 0; k < 4; k++)
+        for (int a = 0; a < 4; a++) {
+            float keep = x[at[a]];
+            x[at[a]] = odd[k];
+            ck_assert_msg(!td_vec_all_finite(x, BIG, 1) && !td_vec_all_finite(x, BIG, 2),
+                          "%g at %zu not found", (double)odd[k], at[a]);
+            x[at[a]] = keep;
+        }
+    const float edge[] = {FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f, -0.0f};
+    ck_assert(td_vec_all_finite(edge, 5, 1));
     free(x);
 }
 END_TEST

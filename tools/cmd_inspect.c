@@ -91,23 +91,29 @@ static int write_dot(struct td_graph *g, const unsigned char *m, const char *pat
     return ok;
 }
 
-static void print_plan(struct td_graph *g, const char *what, struct td_node **outs, int n,
-                       int threads)
+/* Compiles one plan, prints its statistics and returns its arena bytes (0
+ * when it does not compile). hvp < 0: the forward plan of outs; else the
+ * step graph's gradient (0) or gradient+HVP (1) plan with the derivatives
+ * written into the parameter store, as the training loop compiles them. */
+static size_t print_plan(struct td_graph *g, const char *what, struct td_node **outs, int n,
+                         const struct td_step_graph *sgr, int hvp, int threads)
 {
     struct td_compile_options co = {.num_threads = threads};
-    struct td_plan *p = td_compile(g, outs, n, &co);
+    struct td_plan *p =
+        hvp < 0 ? td_compile(g, outs, n, &co) : td_step_graph_compile(sgr, hvp, 1, co);
     if (!p) {
         printf("%-14s cannot compile: %s\n", what, td_graph_error(g));
-        return;
+        return 0;
     }
     struct td_plan_stats s;
     td_plan_get_stats(p, &s);
     printf("%-14s %5d nodes %5d steps %5d concurrent %4d in place   arena %10zu B  "
-           "(no reuse %10zu B, %.1fx)   scratch %zu B\n",
+           "(no reuse %10zu B, %.1fx)   scratch %zu B   %.3f GFLOP\n",
            what, s.num_nodes, s.num_steps, s.num_concurrent, s.num_inplace, s.arena_bytes,
            s.no_reuse_bytes, s.arena_bytes ? (double)s.no_reuse_bytes / (double)s.arena_bytes : 0,
-           s.scratch_bytes);
+           s.scratch_bytes, 1e-9 * s.flops);
     td_plan_free(p);
+    return s.arena_bytes;
 }
 
 int td_cmd_inspect(int argc, char **argv)
@@ -164,10 +170,13 @@ int td_cmd_inspect(int argc, char **argv)
     for (int i = 0; i < p->count; i++)
         printf("  %-20s %-12s %zu\n", p->info[i].name,
                td_shape_format(&p->info[i].shape, buf, sizeof(buf)), p->info[i].numel);
-    printf("\nplans:\n");
-    print_plan(g, "forward", forward, 2, (int)threads);
-    print_plan(g, "gradient", sgr.outs, td_step_graph_num_outputs(&sgr, 0), (int)threads);
-    print_plan(g, "gradient+HVP", sgr.outs, td_step_graph_num_outputs(&sgr, 1), (int)threads);
+    printf("\nplans (gradient and HVP written into the parameter store, as in training):\n");
+    print_plan(g, "forward", forward, 2, &sgr, -1, (int)threads);
+    size_t ga = print_plan(g, "gradient", NULL, 0, &sgr, 0, (int)threads);
+    size_t ha = print_plan(g, "gradient+HVP", NULL, 0, &sgr, 1, (int)threads);
+    if (ga > 0 && ha > 0)
+        printf("arena of the gradient+HVP plan / the gradient plan's: %.2fx\n",
+               (double)ha / (double)ga);
     int ok = !dot || write_dot(g, mark, dot);
     if (dot && ok) printf("\nwrote %s\n", dot);
     free(mark);

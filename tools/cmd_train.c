@@ -127,9 +127,10 @@ static void on_evaluated(void *ctx, const struct td_eval_report *r)
                r->val_loss / log(2), r->items_per_s, pr->items, r->seconds);
     else
         printf("step %6lld  epoch %5.2f  train loss %.4f  test loss %.4f  test acc %6.2f%%  "
-               "%7.0f %s/s  %.1fs\n",
+               "%7.0f %s/s  %.2fs (%.0f%% in plans)\n",
                (long long)r->step, r->epoch, r->train_loss, r->val_loss, 100 * r->val_acc,
-               r->items_per_s, pr->items, r->seconds);
+               r->items_per_s, pr->items, r->seconds,
+               r->seconds > 0 ? 100 * r->plan_seconds / r->seconds : 0);
     fflush(stdout);
 }
 
@@ -304,7 +305,7 @@ static int train(struct train_flags *f, struct td_dist *dist)
         else
             fprintf(stderr, "tandem train: %s\n", err);
     } else if (!quiet) {
-        printf("done in %.1fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
+        printf("done in %.2fs; wrote %s/weights.h5, %s/checkpoint.h5, %s/train_log.csv, "
                "%s/evals.csv\n",
                td_cli_now() - t0, f->out, f->out, f->out, f->out);
     }

@@ -64,6 +64,7 @@ static dnnl_status_t make_pd(struct td_prep *p, const struct td_prim_desc *d,
     dnnl_status_t st = dnnl_success;
     if (d->hint) st = dnnl_primitive_desc_create(&hint, d->hint, NULL, p->engine, NULL);
     if (st == dnnl_success) st = user_scratchpad(&attr);
+    if (st == dnnl_success && d->post_ops) st = dnnl_primitive_attr_set_post_ops(attr, d->post_ops);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, d->op, attr, p->engine, hint);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (hint) dnnl_primitive_desc_destroy(hint);
@@ -197,7 +198,7 @@ enum td_status td_prim_create_from(struct td_prep *p, const struct td_prim_desc 
 enum td_status td_prim_create(struct td_prep *p, const_dnnl_op_desc_t op_desc,
                               const struct td_prim_arg *args, int n_args)
 {
-    struct td_prim_desc d = {op_desc, NULL};
+    struct td_prim_desc d = {op_desc, NULL, NULL};
     return td_prim_create_from(p, &d, 1, args, n_args);
 }
 

@@ -62,10 +62,13 @@ dnnl_status_t td_md_strided(dnnl_memory_desc_t *md, int rank, const int64_t *dim
 /* One way to compute a node: `op` is the operation descriptor (its memory
  * descriptors may be `any`); `hint` is the forward operation descriptor a
  * backward primitive needs as its hint, NULL for forward primitives. The
- * hint's primitive descriptor is created and destroyed inside the call. */
+ * hint's primitive descriptor is created and destroyed inside the call.
+ * `post_ops` (NULL: none) go into the primitive's attributes; the caller
+ * keeps ownership of them. */
 struct td_prim_desc {
     const_dnnl_op_desc_t op;
     const_dnnl_op_desc_t hint;
+    const_dnnl_post_ops_t post_ops;
 };
 
 /* Creates the primitive for op_desc with a user scratchpad and memory objects

@@ -21,11 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
     struct td_dataset d;
     char err[512] = "";
     if (td_h5data_load(file.path, &d, err, sizeof(err)) == 0) {
-        FZ_ASSERT(d.n > 0 && d.x && d.y && d.classes >= 1);
+        FZ_ASSERT(d.n > 0 && (d.x || d.pixels) && d.y && d.classes >= 1);
         for (int64_t i = 0; i < d.n; i++) FZ_ASSERT(d.y[i] >= 0 && d.y[i] < d.classes);
         td_dataset_free(&d);
     } else {
-        FZ_ASSERT(!d.x && !d.y && d.n == 0);
+        FZ_ASSERT(!d.x && !d.pixels && !d.y && d.n == 0);
         fz_assert_message(err, file.path);
     }
     fz_assert_hdf5_closed();

@@ -21,11 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
     struct td_dataset d;
     char err[512] = "";
     if (td_idx_load(images.path, labels.path, &d, err, sizeof(err)) == 0) {
-        FZ_ASSERT(d.n > 0 && d.x && d.y && d.classes >= 1 && d.classes <= 256);
+        FZ_ASSERT(d.n > 0 && (d.x || d.pixels) && d.y && d.classes >= 1 && d.classes <= 256);
         for (int64_t i = 0; i < d.n; i++) FZ_ASSERT(d.y[i] >= 0 && d.y[i] < d.classes);
         td_dataset_free(&d);
     } else {
-        FZ_ASSERT(!d.x && !d.y && d.n == 0);
+        FZ_ASSERT(!d.x && !d.pixels && !d.y && d.n == 0);
         FZ_ASSERT(err[0] != '\0');
     }
     return 0;

@@ -6,10 +6,11 @@
 
 #include "graph/node.h"
 
-extern const struct td_model_info td_model_mlp, td_model_mlp_gelu, td_model_cnn, td_model_gpt;
+extern const struct td_model_info td_model_mlp, td_model_mlp_gelu, td_model_wide_mlp, td_model_cnn,
+    td_model_gpt;
 
-const struct td_model_info *const td_models[] = {&td_model_mlp, &td_model_mlp_gelu, &td_model_cnn,
-                                                 &td_model_gpt, NULL};
+const struct td_model_info *const td_models[] = {
+    &td_model_mlp, &td_model_mlp_gelu, &td_model_wide_mlp, &td_model_cnn, &td_model_gpt, NULL};
 
 const struct td_model_info *td_model_find(const char *name)
 {

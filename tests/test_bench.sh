@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# tools/bench.sh --quick runs end to end: every workload of the quick suite
+# gets a positive Tandem time (and a PyTorch one when PyTorch is installed)
+# in the CSV, and the Markdown table is written. Times are not asserted.
+#   test_bench.sh BENCH_SH BUILD_DIR OUT_DIR
+set -euo pipefail
+bench=$1 build=$2 out=$3
+rm -rf "$out"
+"$bench" --quick --build "$build" --out "$out" >"$out.log" 2>&1 || {
+    cat "$out.log"
+    echo "FAIL: bench.sh --quick exited with an error"
+    exit 1
+}
+csv="$out/bench.csv" md="$out/bench.md"
+[ -s "$md" ] || { echo "FAIL: no $md"; exit 1; }
+torch=0
+/usr/bin/python3 -c 'import torch' 2>/dev/null && torch=1
+rows=$(awk -F, -v torch=$torch 'NR > 1 && $4 > 0 && $8 > 0 && (!torch || ($9 > 0 && $13 > 0)) { n++ }
+    END { print n + 0 }' "$csv")
+for key in "mlp,gradient," "mlp,gradient+HVP," "mlp,JVP of logits," "wide-mlp,gradient," \
+    "gpt,gradient," "gpt,AdamW step,"; do
+    grep -q "^$key" "$csv" || { cat "$csv"; echo "FAIL: no row $key"; exit 1; }
+done
+[ "$rows" = 6 ] || { cat "$csv"; echo "FAIL: $rows of 6 rows have positive times and % of peak"; exit 1; }
+grep -q "FMA peak measured in the same run" "$md" || { echo "FAIL: the table lacks the peak"; exit 1; }
+cat "$md"
+echo "PASS: bench.sh --quick (torch: $torch)"
