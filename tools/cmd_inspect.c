@@ -16,9 +16,9 @@ static const char usage[] =
     "  the arena each plan needs; --dot writes that graph for Graphviz.\n"
     "  Models:";
 
-static void print_usage_models(FILE *f)
+/* Ends the usage text, which td_cli_parse prints, with the zoo's names. */
+static void print_models(FILE *f)
 {
-    fputs(usage, f);
     for (int i = 0; td_models[i]; i++) fprintf(f, " %s", td_models[i]->name);
     fputc('\n', f);
 }
@@ -130,16 +130,16 @@ int td_cmd_inspect(int argc, char **argv)
         {"--threads", TD_OPT_INT, &threads, 1, 1024},
     };
     int r = td_cli_parse("inspect", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
-    if (r == 0) {
-        print_usage_models(stdout);
-        return 0;
+    if (r <= 0) {
+        print_models(r == 0 ? stdout : stderr);
+        return r == 0 ? 0 : 2;
     }
-    if (r < 0) return 2;
     const struct td_model_info *info = td_model_find(model);
     if (!info || (strcmp(which, "forward") && strcmp(which, "grad") && strcmp(which, "hvp"))) {
         fprintf(stderr, "tandem inspect: unknown %s '%s'\n", info ? "graph" : "model",
                 info ? which : model);
-        print_usage_models(stderr);
+        fputs(usage, stderr);
+        print_models(stderr);
         return 2;
     }
     struct td_graph *g = td_graph_new(1);
