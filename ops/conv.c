@@ -275,11 +275,16 @@ enum td_status td_conv_prepare(struct td_prep *p, enum td_conv_kind kind)
     return td_prim_create_from(p, cands, 2, args, n);
 }
 
-double td_conv_cost(const struct td_node *n, enum td_conv_kind kind)
+double td_conv_flops(const struct td_node *n, enum td_conv_kind kind)
 {
     struct td_conv_geom g;
     td_conv_geom_of(n, kind, &g);
-    return (double)g.n * g.o * g.oh * g.ow * g.c * g.kh * g.kw / 16.0;
+    return 2.0 * (double)g.n * g.o * g.oh * g.ow * g.c * g.kh * g.kw;
+}
+
+double td_conv_cost(const struct td_node *n, enum td_conv_kind kind)
+{
+    return td_conv_flops(n, kind) / 32.0;
 }
 
 void td_conv_reference(const struct td_node *n, enum td_conv_kind kind, const void *const *in,

@@ -57,6 +57,11 @@ enum td_status td_conv_prepare(struct td_prep *p, enum td_conv_kind kind);
  * matmul's cost). */
 double td_conv_cost(const struct td_node *n, enum td_conv_kind kind);
 
+/* Floating-point operations of one execution: 2 per multiply-add, every
+ * kernel position counted (padding included), as for op->flops. The three
+ * kinds do the same number. */
+double td_conv_flops(const struct td_node *n, enum td_conv_kind kind);
+
 /* Test reference: the op's sums of T's terms in double, one term at a time
  * (the loops of the definition above, nothing shared with oneDNN). */
 void td_conv_reference(const struct td_node *n, enum td_conv_kind kind, const void *const *in,

@@ -57,6 +57,11 @@ static double conv2d_cost(const struct td_node *n)
     return td_conv_cost(n, TD_CONV_FWD);
 }
 
+static double conv2d_flops(const struct td_node *n)
+{
+    return td_conv_flops(n, TD_CONV_FWD);
+}
+
 #define CONV_BUILD(name, sh, sw, ph, pw, dh, dw)                                                   \
     static struct td_node *name(struct td_graph *g, struct td_node *const *in)                     \
     {                                                                                              \
@@ -119,6 +124,7 @@ const struct td_op_def td_op_conv2d = {
     .jvp = conv2d_jvp,
     .vjp = conv2d_vjp,
     .cost = conv2d_cost,
+    .flops = conv2d_flops,
     .test =
         {
             .lo = -1.0f,

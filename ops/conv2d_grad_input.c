@@ -53,6 +53,11 @@ static double grad_input_cost(const struct td_node *n)
     return td_conv_cost(n, TD_CONV_BWD_DATA);
 }
 
+static double grad_input_flops(const struct td_node *n)
+{
+    return td_conv_flops(n, TD_CONV_BWD_DATA);
+}
+
 #define GI_BUILD(name, sh, sw, ph, pw, dh, dw, h, w)                                               \
     static struct td_node *name(struct td_graph *g, struct td_node *const *in)                     \
     {                                                                                              \
@@ -96,6 +101,7 @@ const struct td_op_def td_op_conv2d_grad_input = {
     .jvp = grad_input_jvp,
     .vjp = grad_input_vjp,
     .cost = grad_input_cost,
+    .flops = grad_input_flops,
     .test =
         {
             .lo = -1.0f,

@@ -53,6 +53,11 @@ static double grad_weight_cost(const struct td_node *n)
     return td_conv_cost(n, TD_CONV_BWD_WEIGHTS);
 }
 
+static double grad_weight_flops(const struct td_node *n)
+{
+    return td_conv_flops(n, TD_CONV_BWD_WEIGHTS);
+}
+
 #define GW_BUILD(name, sh, sw, ph, pw, dh, dw, kh, kw)                                             \
     static struct td_node *name(struct td_graph *g, struct td_node *const *in)                     \
     {                                                                                              \
@@ -95,6 +100,7 @@ const struct td_op_def td_op_conv2d_grad_weight = {
     .jvp = grad_weight_jvp,
     .vjp = grad_weight_vjp,
     .cost = grad_weight_cost,
+    .flops = grad_weight_flops,
     .test =
         {
             .lo = -1.0f,

@@ -337,6 +337,11 @@ END_TEST
 
 /* The pooling kernels split planes between threads, and overlapping
  * windows add in one order: 1 and 2 threads give the same bits. */
+static int shape_is(const struct td_shape *s, struct td_shape want)
+{
+    return td_shape_equal(s, &want);
+}
+
 START_TEST(test_pool_threads_bitwise)
 {
     struct td_graph *g = td_graph_new(1);
@@ -375,10 +380,29 @@ START_TEST(test_pool_threads_bitwise)
 }
 END_TEST
 
-static int shape_is(const struct td_shape *s, struct td_shape want)
+/* FLOP counts: the convolution and both derivative ops do 2 * N * O * OH *
+ * OW * C * KH * KW each (every kernel position, padding included). */
+START_TEST(test_conv_flops)
 {
-    return td_shape_equal(s, &want);
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(2, 3, 9, 7), TD_F32);
+    struct td_node *w = td_input(g, "w", TD_SHAPE(5, 3, 3, 2), TD_F32);
+    const struct td_conv2d_params p = {{2, 1}, {1, 0}, {1, 1}};
+    struct td_node *y = td_conv2d_op(g, x, w, NULL, &p);
+    ck_assert(shape_is(td_node_shape(y), TD_SHAPE(2, 5, 5, 6)));
+    struct td_node *dy = td_input(g, "dy", *td_node_shape(y), TD_F32);
+    struct td_node *outs[3] = {y, td_conv2d_grad_input(g, dy, w, &p, 9, 7),
+                               td_conv2d_grad_weight(g, x, dy, &p, 3, 2)};
+    tu_assert_graph_ok(g, "conv flops");
+    struct td_plan *plan = td_compile(g, outs, 3, NULL);
+    ck_assert_msg(plan != NULL, "td_compile: %s", td_graph_error(g));
+    struct td_plan_stats st;
+    td_plan_get_stats(plan, &st);
+    ck_assert_double_eq(st.flops, 3 * 2.0 * 2 * 5 * 5 * 6 * 3 * 3 * 2);
+    td_plan_free(plan);
+    td_graph_free(g);
 }
+END_TEST
 
 /* Names, shapes, PyTorch's default init bounds, and the scope naming the
  * op node. */
@@ -424,6 +448,7 @@ int main(void)
     tcase_add_test(tc, test_max_pool_ties);
     tcase_add_test(tc, test_max_pool_partial_ties);
     tcase_add_test(tc, test_pool_threads_bitwise);
+    tcase_add_test(tc, test_conv_flops);
     tcase_add_test(tc, test_layers);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
