@@ -70,10 +70,17 @@ static void sophia_step(struct td_optim *o, struct td_params *p, float lr, int w
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + (1.0f - b1) * (s * g[i]);
-        if (with_tangent) h[i] = b2 * h[i] + (1.0f - b2) * (z[i] * t[i]);
-        const float ratio = m[i] / fmaxf(rho * h[i], eps);
-        /* Comparisons rather than fminf/fmaxf so a NaN gradient stays visible. */
-        const float clipped = ratio > c ? c : (ratio < -c ? -c : ratio);
+        /* z and t are the store's blocks, always there: loading them on
+         * every step keeps the loop free of conditional loads, so it
+         * vectorizes. */
+        const float zt = z[i] * t[i];
+        h[i] = with_tangent ? b2 * h[i] + (1.0f - b2) * zt : h[i];
+        const float rh = rho * h[i];
+        const float ratio = m[i] / (rh > eps ? rh : eps); /* fmaxf's result, NaN included */
+        /* Comparisons rather than fminf/fmaxf so a NaN gradient stays
+         * visible; both are made every time, which lets the loop vectorize. */
+        const float upper = ratio > c ? c : ratio;
+        const float clipped = ratio < -c ? -c : upper;
         w[i] = shrink * w[i] - lr * clipped;
     }
 }

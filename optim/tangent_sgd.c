@@ -25,21 +25,25 @@ static void tangent_step(struct td_optim *o, struct td_params *p, float lr, int 
 {
     float *restrict w = p->value, *restrict v = o->state[0], *restrict a = o->state[1];
     const float *restrict g = p->grad;
-    const float *restrict t = with_tangent ? p->tangent : NULL;
-    const float *restrict dir = with_tangent ? p->dir : NULL;
-    const float s = td_optim_clip_scale(o, g, t);
+    /* Without a tangent, g stands in for t and dir, scaled by 0 (g is finite
+     * here): a loop that loads through no conditional pointer vectorizes. */
+    const float *restrict t = with_tangent ? p->tangent : g;
+    const float *restrict dir = with_tangent ? p->dir : g;
+    const float tf = with_tangent ? 1.0f : 0.0f;
+    const float s = td_optim_clip_scale(o, g, with_tangent ? t : NULL);
     const float wd = o->cfg.weight_decay, mu = o->cfg.momentum;
     const int grad_mode = o->cfg.lookahead == TD_LOOKAHEAD_GRADIENT;
     const size_t n = o->n;
 #pragma omp parallel for simd schedule(static)                                                     \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        const float ti = t ? t[i] : 0.0f, di = dir ? dir[i] : 0.0f;
-        const float u = s * (g[i] + ti) + wd * (w[i] + di);
-        if (grad_mode) a[i] = -lr * (s * g[i] + wd * w[i]);
-        v[i] = mu * v[i] + u;
-        w[i] -= lr * v[i];
-        if (!grad_mode) a[i] = -lr * mu * v[i];
+        const float wi = w[i];
+        const float u = s * (g[i] + tf * t[i]) + wd * (wi + tf * dir[i]);
+        const float ga = -lr * (s * g[i] + wd * wi);
+        const float vi = mu * v[i] + u;
+        v[i] = vi;
+        w[i] = wi - lr * vi;
+        a[i] = grad_mode ? ga : -lr * mu * vi;
     }
 }
 
