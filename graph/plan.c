@@ -550,6 +550,8 @@ struct td_plan *td_compile(struct td_graph *g, struct td_node *const *outputs, i
     p->num_threads = o.num_threads > 0 ? o.num_threads : omp_get_max_threads();
     p->check_numerics = o.check_numerics;
     p->profile = o.profile;
+    p->keep_denormals = o.keep_denormals;
+    if (!p->keep_denormals) td_flush_denormals(p->num_threads);
     p->parallel_cost = o.parallel_cost > 0 ? o.parallel_cost : TD_PARALLEL_COST;
     p->group_cost = o.group_cost > 0 ? o.group_cost : TD_GROUP_COST;
     p->n_graph_nodes = td_graph_num_nodes(g);

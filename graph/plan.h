@@ -28,6 +28,13 @@ struct td_compile_options {
     int check_numerics; /* 1: td_run checks each node's output for NaN/Inf */
     int no_reuse;       /* 1: give every buffer its own bytes (for debugging) */
     int profile;        /* 1: td_run times every node (td_plan_profile) */
+    /* 0 (default): td_compile and td_run put the calling thread and the
+     * OpenMP threads in flush-to-zero and denormals-are-zero mode, and leave
+     * them so. Denormal values (below 1.2e-38 in magnitude) become zero; they
+     * arise in momentum buffers and tangents that decay for thousands of steps
+     * and cost about a hundred cycles per operation without these modes.
+     * 1: leave the floating-point modes as they are. */
+    int keep_denormals;
     /* Scheduling thresholds, in elements touched (0: the defaults, tuned on
      * 2-core machines): a node of at least parallel_cost gets every thread;
      * independent nodes between group_cost and parallel_cost run side by

@@ -4,6 +4,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "graph/fpmode.h"
 #include "graph/plan.h"
 #include "ops/op.h"
 
@@ -67,6 +68,7 @@ struct td_plan {
     int num_threads;
     int check_numerics;
     int profile;
+    int keep_denormals;
     double parallel_cost, group_cost;
     int num_inplace;
     dnnl_engine_t engine;

@@ -128,6 +128,7 @@ enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feed
     p->run_status.failed = 0;
     enum td_status st = bind_feeds(p, feeds, n_feeds);
     if (st != TD_OK) return st;
+    if (!p->keep_denormals) td_flush_denormals(0);
     int saved = omp_get_max_threads(), current = saved;
     for (int s = 0; s < p->n_steps && st == TD_OK; s++) {
         const struct td_step *step = &p->steps[s];

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xmmintrin.h>
 
 #include "graph/autodiff.h"
 #include "graph/node.h"
@@ -863,6 +864,37 @@ START_TEST(test_plan_bound_outputs)
 }
 END_TEST
 
+/* Plans flush denormals to zero unless asked to keep them: x + x of a
+ * denormal x is 0 under denormals-are-zero, 2x otherwise. */
+START_TEST(test_denormals_flushed)
+{
+    const unsigned saved = _mm_getcsr();
+    struct td_graph *g = td_graph_new(1);
+    struct td_node *x = td_input(g, "x", TD_SHAPE(8), TD_F32);
+    struct td_node *y = td_add(g, x, x);
+    float xd[8];
+    for (int i = 0; i < 8; i++) xd[i] = 1e-39f * (float)(i + 1);
+    ck_assert(xd[0] != 0.0f && fabsf(xd[7]) < 1.1754944e-38f);
+    struct td_feed f = {x, xd};
+    _mm_setcsr(saved & ~0x8040u);
+    struct td_compile_options keep = {.num_threads = 1, .keep_denormals = 1};
+    struct tu_eval e;
+    tu_assert_eval_init(&e, g, &y, 1, &keep);
+    tu_assert_eval_run(&e, &f, 1);
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(tu_eval_output(&e, 0)[i], 2.0f * xd[i]);
+    tu_eval_free(&e);
+    ck_assert_uint_eq(_mm_getcsr() & 0x8040u, 0);
+    struct td_compile_options flush = {.num_threads = 1};
+    tu_assert_eval_init(&e, g, &y, 1, &flush);
+    tu_assert_eval_run(&e, &f, 1);
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(tu_eval_output(&e, 0)[i], 0.0f);
+    ck_assert_uint_eq(_mm_getcsr() & 0x8040u, 0x8040u);
+    tu_eval_free(&e);
+    td_graph_free(g);
+    _mm_setcsr(saved);
+}
+END_TEST
+
 /* FLOP counts: each product counted as 2MNK, other ops not at all. The
  * gradient of the B = 8 MLP runs the three forward products, the three
  * weight gradients and the input gradients of layers 2 and 3 (x needs
@@ -1091,6 +1123,7 @@ int main(void)
     tcase_add_test(p, test_plan_outputs_bitwise);
     tcase_add_test(p, test_plan_concurrent_groups);
     tcase_add_test(p, test_plan_flops);
+    tcase_add_test(p, test_denormals_flushed);
     tcase_add_test(p, test_plan_schedule_defers);
     tcase_add_test(p, test_plan_bound_outputs);
 #ifndef __SANITIZE_ADDRESS__
