@@ -39,6 +39,15 @@ static void pixels_to_floats(float *restrict x, const uint8_t *restrict b, int64
     for (int64_t i = 0; i < count; i++) x[i] = (float)b[i] / 255.0f;
 }
 
+void td_dataset_copy_samples(const struct td_dataset *d, int64_t first, int64_t count, float *x)
+{
+    int64_t numel = td_dataset_sample_numel(d);
+    if (d->x)
+        memcpy(x, d->x + first * numel, (size_t)(count * numel) * sizeof(float));
+    else
+        pixels_to_floats(x, d->pixels + first * numel, count * numel);
+}
+
 /* Fisher-Yates from the last position down; draw i depends only on
  * (seed, TD_RNG_STREAM_SHUFFLE + epoch, i), so the order of an epoch needs no generator state. The
  * modulo bias is below n / 2^64. */
@@ -119,17 +128,13 @@ int64_t td_batcher_take(struct td_batcher *b, int64_t count, float *x, int32_t *
     int64_t left = epoch_len(b) - b->index;
     if (left < count) count = left > 0 ? left : 0;
     int64_t numel = td_dataset_sample_numel(b->data);
-    size_t row = (size_t)numel * sizeof(float);
     for (int64_t k = 0; k < count; k++) {
         int64_t s = b->perm[b->index + k];
         /* Shuffled rows are scattered over the whole data set: ask for a
          * later one ahead, so its cache misses overlap this copy. */
         if (k + PREFETCH_AHEAD < count)
             prefetch_sample(b->data, b->perm[b->index + k + PREFETCH_AHEAD]);
-        if (b->data->x)
-            memcpy(x + k * numel, b->data->x + s * numel, row);
-        else
-            pixels_to_floats(x + k * numel, b->data->pixels + s * numel, numel);
+        td_dataset_copy_samples(b->data, s, 1, x + k * numel);
         if (y) y[k] = b->data->y[s];
     }
     b->index += count;

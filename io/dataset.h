@@ -44,6 +44,10 @@ int64_t td_dataset_sample_numel(const struct td_dataset *d);
  * pixels[i] / 255.0f. */
 float td_dataset_value(const struct td_dataset *d, int64_t i);
 
+/* Samples [first, first + count) as floats into x [count, numel] (pixel
+ * bytes divided by 255, as td_dataset_value). The range must lie in [0, n). */
+void td_dataset_copy_samples(const struct td_dataset *d, int64_t first, int64_t count, float *x);
+
 /* What to do with the n % batch_size samples left at the end of an epoch. */
 enum td_batch_policy {
     TD_BATCH_DROP_LAST, /* skip them (they differ each epoch when shuffling) */

@@ -661,6 +661,12 @@ START_TEST(batcher_pixels)
     }
     ck_assert_int_eq(batches, 6);
     ck_assert(td_dataset_value(&dp, 5) == fx[5]);
+    /* A run of samples, as the tangent tools take them, the same bits. */
+    float ca[3 * F], cb[3 * F];
+    td_dataset_copy_samples(&dp, 2, 3, ca);
+    td_dataset_copy_samples(&df, 2, 3, cb);
+    ck_assert_mem_eq(ca, fx + 2 * F, sizeof(ca));
+    ck_assert_mem_eq(cb, fx + 2 * F, sizeof(cb));
     td_batcher_free(&a);
     td_batcher_free(&b);
 }

@@ -106,7 +106,13 @@ enum td_status td_samples_pick(const struct td_setup *s, const char *part, int64
     if (s->desc.kind != TD_DATA_TEXT) {
         const struct td_dataset *d = train ? &s->train : &s->test;
         int64_t numel = td_dataset_sample_numel(d);
-        out->data.x[0] = d->x + offset * numel;
+        float *x = malloc((size_t)(n * numel) * sizeof(float));
+        if (!x)
+            return td_io_errf(TD_ERR_NOMEM, err, errlen, "out of memory for %lld samples",
+                              (long long)n);
+        td_dataset_copy_samples(d, offset, n, x);
+        out->owned_x = x;
+        out->data.x[0] = x;
         out->labels = d->y + offset;
         return TD_OK;
     }
