@@ -29,7 +29,7 @@ for r in "${runs[@]}"; do
         "$build/tools/tandem" train $flags --epochs "$epochs" --seed "$s" --threads "$threads" \
             --out "$dir" >/dev/null
         t1=$(date +%s.%N)
-        accs+=("$(awk -F, 'END { print 100 * $4 }' "$dir/epochs.csv")")
+        accs+=("$(awk -F, 'END { print 100 * $5 }' "$dir/evals.csv")")
         times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
     done
     printf '%s\n' "${accs[@]}" | awk -v name="$name" -v flags="$flags" -v t="${times[*]}" '
