@@ -72,17 +72,7 @@ static enum td_status matmul_shape(struct td_node *n)
 
 static enum td_status matmul_prepare(struct td_prep *p)
 {
-    struct td_prim_arg args[3] = {{.dnnl_arg = DNNL_ARG_SRC, .buf = TD_BUF_IN0},
-                                  {.dnnl_arg = DNNL_ARG_WEIGHTS, .buf = TD_BUF_IN0 + 1},
-                                  {.dnnl_arg = DNNL_ARG_DST, .buf = TD_BUF_OUT}};
-    dnnl_matmul_desc_t desc;
-    dnnl_status_t st = td_matmul_desc(p->node, args, &desc);
-    if (st != dnnl_success) {
-        snprintf(p->err, p->err_len, "matmul: oneDNN matmul descriptor failed (status %d)",
-                 (int)st);
-        return TD_ERR_BACKEND;
-    }
-    return td_prim_create(p, &desc, args, 3);
+    return td_matmul_prepare(p, NULL);
 }
 
 /* Elements of the batch axes of x [..., R, C]: 1 when x is shared whole by

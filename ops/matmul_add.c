@@ -28,24 +28,18 @@ static enum td_status matmul_add_shape(struct td_node *n)
     return TD_OK;
 }
 
+/* oneDNN's sum post-op adds the product onto dst, which holds c. */
 static enum td_status matmul_add_prepare(struct td_prep *p)
 {
-    struct td_prim_arg args[3] = {{.dnnl_arg = DNNL_ARG_SRC, .buf = TD_BUF_IN0},
-                                  {.dnnl_arg = DNNL_ARG_WEIGHTS, .buf = TD_BUF_IN0 + 1},
-                                  {.dnnl_arg = DNNL_ARG_DST, .buf = TD_BUF_OUT}};
-    dnnl_matmul_desc_t desc;
     dnnl_post_ops_t post = NULL;
-    dnnl_status_t st = td_matmul_desc(p->node, args, &desc);
-    if (st == dnnl_success) st = dnnl_post_ops_create(&post);
+    dnnl_status_t st = dnnl_post_ops_create(&post);
     if (st == dnnl_success) st = dnnl_post_ops_append_sum(post, 1.0f);
     if (st != dnnl_success) {
         if (post) dnnl_post_ops_destroy(post);
-        snprintf(p->err, p->err_len, "matmul_add: oneDNN matmul descriptor failed (status %d)",
-                 (int)st);
+        snprintf(p->err, p->err_len, "matmul_add: oneDNN sum post-op failed (status %d)", (int)st);
         return TD_ERR_BACKEND;
     }
-    struct td_prim_desc d = {&desc, NULL, post};
-    enum td_status s = td_prim_create_from(p, &d, 1, args, 3);
+    enum td_status s = td_matmul_prepare(p, post);
     dnnl_post_ops_destroy(post);
     return s;
 }

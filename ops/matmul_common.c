@@ -1,5 +1,7 @@
 #include "ops/matmul_common.h"
 
+#include <stdio.h>
+
 /* op(x) as a oneDNN descriptor of `rank` dims: x of a lower rank gets
  * leading dims of 1; a transpose swaps the last two strides. */
 static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const struct td_shape *s, int t, int rank)
@@ -26,8 +28,12 @@ static dnnl_status_t operand_md(dnnl_memory_desc_t *md, const struct td_shape *s
     return td_md_strided(md, rank, dims, strides);
 }
 
-dnnl_status_t td_matmul_desc(const struct td_node *n, struct td_prim_arg args[3],
-                             dnnl_matmul_desc_t *desc)
+/* The oneDNN matmul descriptor of node n: args[0] (src, operand 0),
+ * args[1] (weights, operand 1) and args[2] (dst, the output) get their
+ * memory descriptors, transposes as swapped strides and batch axes of 1
+ * where an operand has fewer. */
+static dnnl_status_t matmul_desc(const struct td_node *n, struct td_prim_arg args[3],
+                                 dnnl_matmul_desc_t *desc)
 {
     int rank = n->shape.rank;
     dnnl_status_t st = operand_md(&args[0].md, &n->src[0]->shape, n->attr.i[0], rank);
@@ -55,6 +61,22 @@ static double inner_dim(const struct td_node *n)
 {
     const struct td_shape *a = &n->src[0]->shape;
     return (double)a->dim[a->rank - (n->attr.i[0] ? 2 : 1)];
+}
+
+enum td_status td_matmul_prepare(struct td_prep *p, const_dnnl_post_ops_t post_ops)
+{
+    struct td_prim_arg args[3] = {{.dnnl_arg = DNNL_ARG_SRC, .buf = TD_BUF_IN0},
+                                  {.dnnl_arg = DNNL_ARG_WEIGHTS, .buf = TD_BUF_IN0 + 1},
+                                  {.dnnl_arg = DNNL_ARG_DST, .buf = TD_BUF_OUT}};
+    dnnl_matmul_desc_t desc;
+    dnnl_status_t st = matmul_desc(p->node, args, &desc);
+    if (st != dnnl_success) {
+        snprintf(p->err, p->err_len, "%s: oneDNN matmul descriptor failed (status %d)",
+                 p->node->op->name, (int)st);
+        return TD_ERR_BACKEND;
+    }
+    struct td_prim_desc d = {&desc, NULL, post_ops};
+    return td_prim_create_from(p, &d, 1, args, 3);
 }
 
 double td_matmul_flops(const struct td_node *n)

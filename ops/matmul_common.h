@@ -6,12 +6,12 @@
 
 #include "ops/dnnl/prim.h"
 
-/* The oneDNN matmul descriptor of node n: args[0] (src, operand 0),
- * args[1] (weights, operand 1) and args[2] (dst, the output) get their
- * memory descriptors, transposes as swapped strides and batch axes of 1
- * where an operand has fewer. */
-dnnl_status_t td_matmul_desc(const struct td_node *n, struct td_prim_arg args[3],
-                             dnnl_matmul_desc_t *desc);
+/* op->prepare body: the oneDNN matmul primitive of node n on its buffers
+ * (operand 0 as src, operand 1 as weights, the output as dst), transposes
+ * as swapped strides, batch axes of 1 where an operand has fewer, and
+ * post_ops (NULL: none; the caller keeps them). Returns TD_OK or
+ * TD_ERR_BACKEND with p->err filled. */
+enum td_status td_matmul_prepare(struct td_prep *p, const_dnnl_post_ops_t post_ops);
 
 /* x [B, T, heads * dh] (row-major) seen as the heads' matrices
  * [B, heads, T, dh] by strides, or as their transposes [B, heads, dh, T]
