@@ -686,6 +686,14 @@ int td_plan_step_of(const struct td_plan *p, const struct td_node *n)
     return e ? e->step : -1;
 }
 
+int td_plan_ready_step(const struct td_plan *p, const struct td_node *n)
+{
+    const struct td_entry *e = entry(p, n);
+    if (!e) return -1;
+    if (e->bound) return p->n_steps;
+    return e->step < 0 ? 0 : e->step + 1;
+}
+
 int td_plan_last_use(const struct td_plan *p, const struct td_node *n)
 {
     const struct td_entry *e = entry(p, n);

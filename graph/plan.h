@@ -66,6 +66,28 @@ struct td_feed {
  * the message names the node, its op and the first bad index). */
 enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feeds);
 
+/* Work done between the steps of a run, on the thread that called
+ * td_run_hooked: after_step(ctx, s, err, errlen) is called once for each s
+ * from 1 to the plan's num_steps, when steps [0, s) have run and their outputs
+ * are final where td_plan_output and the bindings put them (see
+ * td_plan_ready_step). A status other than TD_OK stops the run with that
+ * status, and the message the hook wrote into err becomes the plan's error.
+ * Meant for work that overlaps the rest of the run, such as sending finished
+ * gradients to other processes. */
+struct td_run_hook {
+    void *ctx;
+    enum td_status (*after_step)(void *ctx, int steps_done, char *err, size_t errlen);
+};
+
+/* td_run with a hook (NULL: td_run). Errors as td_run, plus the hook's. */
+enum td_status td_run_hooked(struct td_plan *p, const struct td_feed *feeds, int n_feeds,
+                             const struct td_run_hook *hook);
+
+/* The steps_done at which a hook first sees n's output final: its step + 1,
+ * num_steps for an output the run copies into its binding at the end, 0 for
+ * a leaf, or -1 when n is not in the plan. */
+int td_plan_ready_step(const struct td_plan *p, const struct td_node *n);
+
 /* The message of the last failed td_run ("" when none). Owned by the plan. */
 const char *td_plan_error(const struct td_plan *p);
 

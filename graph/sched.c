@@ -122,7 +122,25 @@ static enum td_status bind_feeds(struct td_plan *p, const struct td_feed *feeds,
     return TD_OK;
 }
 
-enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feeds)
+/* Copies the outputs bound to caller memory that the arena holds (views and
+ * leaves bound as outputs). */
+static void copy_bound(struct td_plan *p)
+{
+    for (int k = 0; k < p->n_entries; k++)
+        if (p->e[k].bound) memcpy(p->e[k].bound, p->ptr[k], td_node_bytes(p->e[k].node));
+}
+
+static enum td_status call_hook(struct td_plan *p, const struct td_run_hook *hook, int done)
+{
+    if (!hook || !hook->after_step) return TD_OK;
+    char text[TD_MSG_MAX - 16] = "";
+    enum td_status st = hook->after_step(hook->ctx, done, text, sizeof(text));
+    if (st != TD_OK) snprintf(p->msg, sizeof(p->msg), "run: %s", text);
+    return st;
+}
+
+enum td_status td_run_hooked(struct td_plan *p, const struct td_feed *feeds, int n_feeds,
+                             const struct td_run_hook *hook)
 {
     p->msg[0] = '\0';
     p->run_status.failed = 0;
@@ -132,18 +150,17 @@ enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feed
     int saved = omp_get_max_threads(), current = saved;
     for (int s = 0; s < p->n_steps && st == TD_OK; s++) {
         const struct td_step *step = &p->steps[s];
-        if (!step->concurrent) {
-            int k = p->order[step->first];
-            if (p->e[k].where == TD_AT_ALIAS) continue;
+        int k = p->order[step->first];
+        if (step->concurrent) {
+#pragma omp parallel for num_threads(p->num_threads) schedule(dynamic, 1)
+            for (int i = step->first; i < step->first + step->count; i++)
+                run_entry(p, p->order[i], omp_get_thread_num());
+        } else if (p->e[k].where != TD_AT_ALIAS) {
             if (p->e[k].nthreads != current) {
                 current = p->e[k].nthreads;
                 omp_set_num_threads(current);
             }
             run_entry(p, k, 0);
-        } else {
-#pragma omp parallel for num_threads(p->num_threads) schedule(dynamic, 1)
-            for (int i = step->first; i < step->first + step->count; i++)
-                run_entry(p, p->order[i], omp_get_thread_num());
         }
         if (p->run_status.failed) {
             st = p->run_status.code;
@@ -151,12 +168,17 @@ enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feed
         } else if (p->check_numerics) {
             st = check_step(p, step);
         }
+        if (st == TD_OK && s + 1 < p->n_steps) st = call_hook(p, hook, s + 1);
     }
     if (current != saved) omp_set_num_threads(saved);
     if (st != TD_OK) return st;
-    for (int k = 0; k < p->n_entries; k++)
-        if (p->e[k].bound) memcpy(p->e[k].bound, p->ptr[k], td_node_bytes(p->e[k].node));
-    return TD_OK;
+    copy_bound(p);
+    return call_hook(p, hook, p->n_steps);
+}
+
+enum td_status td_run(struct td_plan *p, const struct td_feed *feeds, int n_feeds)
+{
+    return td_run_hooked(p, feeds, n_feeds, NULL);
 }
 
 const char *td_plan_error(const struct td_plan *p)

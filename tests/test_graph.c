@@ -864,6 +864,85 @@ START_TEST(test_plan_bound_outputs)
 }
 END_TEST
 
+/* What a hook saw: each output copied at the step td_plan_ready_step names. */
+struct hook_record {
+    struct td_plan *p;
+    int n_out, calls, last, fail_at;
+    int ready[1 + 2 * 6];
+    float *snap[1 + 2 * 6];
+    size_t numel[1 + 2 * 6];
+};
+
+static enum td_status record_outputs(void *ctx, int done, char *err, size_t errlen)
+{
+    struct hook_record *r = ctx;
+    r->calls++;
+    ck_assert_int_eq(done, r->last + 1);
+    r->last = done;
+    if (done == r->fail_at) {
+        snprintf(err, errlen, "stopped by the hook at %d", done);
+        return TD_ERR_BACKEND;
+    }
+    for (int i = 0; i < r->n_out; i++)
+        if (r->ready[i] == done)
+            memcpy(r->snap[i], td_plan_output(r->p, i), r->numel[i] * sizeof(float));
+    return TD_OK;
+}
+
+/* td_run_hooked calls its hook after every step, in order, and every output
+ * is final from the step td_plan_ready_step gives (what the data-parallel
+ * sum relies on to send gradients while the backward pass goes on); a hook's
+ * error stops the run with its message. */
+START_TEST(test_run_hook)
+{
+    struct mlp_plan m;
+    mlp_build_batch(&m, 32);
+    enum { N = 1 + 2 * 6 };
+    float *mem[N];
+    struct td_binding bind[N - 1];
+    for (int i = 0; i < N; i++) {
+        mem[i] = calloc((size_t)td_shape_numel(td_node_shape(m.outs[i])), sizeof(float));
+        ck_assert_ptr_nonnull(mem[i]);
+        if (i) bind[i - 1] = (struct td_binding){m.outs[i], mem[i]};
+    }
+    struct td_compile_options o = {.num_threads = 2, .bindings = bind, .n_bindings = N - 1};
+    struct td_plan *p = td_compile(m.g, m.outs, N, &o);
+    ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(m.g));
+    struct td_plan_stats st;
+    td_plan_get_stats(p, &st);
+    struct hook_record r = {.p = p, .n_out = N, .fail_at = -1};
+    int early = 0;
+    for (int i = 0; i < N; i++) {
+        r.ready[i] = td_plan_ready_step(p, m.outs[i]);
+        ck_assert_int_ge(r.ready[i], 1);
+        ck_assert_int_le(r.ready[i], st.num_steps);
+        early += r.ready[i] < st.num_steps;
+        r.numel[i] = (size_t)td_shape_numel(td_node_shape(m.outs[i]));
+        r.snap[i] = calloc(r.numel[i], sizeof(float));
+        ck_assert_ptr_nonnull(r.snap[i]);
+    }
+    ck_assert_msg(early >= N - 2, "only %d outputs are final before the last step", early);
+    ck_assert_int_eq(td_plan_ready_step(p, m.x), 0);
+    struct td_node *unused = td_relu(m.g, m.x);
+    ck_assert_int_eq(td_plan_ready_step(p, unused), -1);
+    struct td_run_hook hook = {&r, record_outputs};
+    ck_assert_msg(td_run_hooked(p, m.feeds, 2, &hook) == TD_OK, "%s", td_plan_error(p));
+    ck_assert_int_eq(r.calls, st.num_steps);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(memcmp(r.snap[i], td_plan_output(p, i), r.numel[i] * sizeof(float)) == 0,
+                      "output %d changed after step %d, where it was said final", i, r.ready[i]);
+    for (int i = 0; i < N; i++) free(r.snap[i]);
+    r = (struct hook_record){.p = p, .n_out = 0, .fail_at = 3};
+    ck_assert_int_eq(td_run_hooked(p, m.feeds, 2, &hook), TD_ERR_BACKEND);
+    ck_assert_int_eq(r.calls, 3);
+    ck_assert_msg(strstr(td_plan_error(p), "stopped by the hook at 3") != NULL, "message \"%s\"",
+                  td_plan_error(p));
+    td_plan_free(p);
+    for (int i = 0; i < N; i++) free(mem[i]);
+    mlp_free(&m);
+}
+END_TEST
+
 /* Plans flush denormals to zero unless asked to keep them: x + x of a
  * denormal x is 0 under denormals-are-zero, 2x otherwise. */
 START_TEST(test_denormals_flushed)
@@ -1126,6 +1205,7 @@ int main(void)
     tcase_add_test(p, test_denormals_flushed);
     tcase_add_test(p, test_plan_schedule_defers);
     tcase_add_test(p, test_plan_bound_outputs);
+    tcase_add_test(p, test_run_hook);
 #ifndef __SANITIZE_ADDRESS__
     tcase_add_test(p, test_run_allocates_nothing);
     tcase_add_test(p, test_run_no_allocator_calls);
