@@ -1,5 +1,6 @@
 #include "optim/dist.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,8 @@
 
 struct td_dist {
     int rank, size;
-    int mpi; /* MPI_Init was called */
-    float *scratch;
-    size_t scratch_n;
+    int mpi;                     /* MPI_Init was called */
+    struct td_dist_buckets *sum; /* td_dist_sum_f32's single bucket */
 };
 
 int td_dist_available(void)
@@ -66,7 +66,7 @@ void td_dist_finalize(struct td_dist *d)
 #ifdef TD_HAVE_MPI
     if (d->mpi) MPI_Finalize();
 #endif
-    free(d->scratch);
+    td_dist_buckets_free(d->sum);
     free(d);
 }
 
@@ -78,6 +78,102 @@ int td_dist_rank(const struct td_dist *d)
 int td_dist_size(const struct td_dist *d)
 {
     return d ? d->size : 1;
+}
+
+/* Ring all-reduce per bucket: a reduce-scatter in which rank r adds the
+ * chunk rank r - 1 passes it, then an all-gather of the summed chunks, as
+ * 2(N - 1) non-blocking message pairs. Chunk c of a bucket is summed as
+ * x_{c+N-1} + (... + (x_{c+1} + x_c)) whatever the timing. Bucket i's
+ * messages carry tag i; MPI keeps messages of one tag and sender in order,
+ * so successive ring steps and successive sums cannot be confused. */
+struct td_dist_buckets {
+    struct td_dist *d;
+    int n;
+    size_t *ends;
+    size_t *scratch_at; /* per bucket, into scratch: its largest chunk */
+    float *scratch;
+    int *step; /* per bucket: -1 not ready, then ring steps done up to 2(N - 1) */
+    float *x;  /* the buffer being summed, NULL between sums */
+    int done;  /* buckets summed */
+#ifdef TD_HAVE_MPI
+    MPI_Request *req; /* per bucket: receive, send */
+#endif
+};
+
+void td_dist_buckets_free(struct td_dist_buckets *b)
+{
+    if (!b) return;
+    free(b->ends);
+    free(b->scratch_at);
+    free(b->scratch);
+    free(b->step);
+#ifdef TD_HAVE_MPI
+    free(b->req);
+#endif
+    free(b);
+}
+
+static int ranks_of(const struct td_dist_buckets *b)
+{
+    return b->d ? b->d->size : 1;
+}
+
+struct td_dist_buckets *td_dist_buckets_new(struct td_dist *d, const size_t *ends, int n_buckets,
+                                            char *err, size_t errlen)
+{
+    if (n_buckets < 1 || n_buckets > 32767) {
+        td_io_errf(TD_ERR_ARG, err, errlen, "dist: %d buckets (1 to 32767)", n_buckets);
+        return NULL;
+    }
+    for (int i = 0; i < n_buckets; i++)
+        if (ends[i] <= (i ? ends[i - 1] : 0) || ends[i] - (i ? ends[i - 1] : 0) > (size_t)INT_MAX) {
+            td_io_errf(TD_ERR_ARG, err, errlen, "dist: bucket %d is empty or too large", i);
+            return NULL;
+        }
+    struct td_dist_buckets *b = calloc(1, sizeof(*b));
+    size_t n = (size_t)n_buckets;
+    if (b) {
+        b->d = d;
+        b->n = n_buckets;
+        b->ends = malloc(n * sizeof(*b->ends));
+        b->scratch_at = malloc(n * sizeof(*b->scratch_at));
+        b->step = malloc(n * sizeof(*b->step));
+#ifdef TD_HAVE_MPI
+        b->req = malloc(2 * n * sizeof(*b->req));
+#endif
+    }
+    if (!b || !b->ends || !b->scratch_at || !b->step
+#ifdef TD_HAVE_MPI
+        || !b->req
+#endif
+    ) {
+        td_dist_buckets_free(b);
+        td_io_errf(TD_ERR_NOMEM, err, errlen, "dist: out of memory");
+        return NULL;
+    }
+    size_t scratch = 0;
+    for (int i = 0; i < n_buckets; i++) {
+        b->ends[i] = ends[i];
+        b->scratch_at[i] = scratch;
+        b->step[i] = -1;
+        scratch += (ends[i] - (i ? ends[i - 1] : 0)) / (size_t)ranks_of(b) + 1;
+    }
+    if (ranks_of(b) > 1 && !(b->scratch = malloc(scratch * sizeof(float)))) {
+        td_dist_buckets_free(b);
+        td_io_errf(TD_ERR_NOMEM, err, errlen, "dist: out of memory");
+        return NULL;
+    }
+    return b;
+}
+
+enum td_status td_dist_buckets_start(struct td_dist_buckets *b, float *x, char *err, size_t errlen)
+{
+    if (b->x)
+        return td_io_errf(TD_ERR_STATE, err, errlen, "dist: the previous sum was not finished");
+    b->x = x;
+    b->done = 0;
+    for (int i = 0; i < b->n; i++) b->step[i] = -1;
+    return TD_OK;
 }
 
 #ifdef TD_HAVE_MPI
@@ -97,49 +193,132 @@ static enum td_status mpi_fail(int rc, const char *what, char *err, size_t errle
                       msg);
 }
 
-/* Ring all-reduce: a reduce-scatter in which rank r adds the chunk rank
- * r - 1 passes it, then an all-gather of the summed chunks. Chunk c is
- * summed as x_{c+N-1} + (... + (x_{c+1} + x_c)) whatever the timing. */
-static enum td_status ring_sum(struct td_dist *d, float *x, size_t n, char *err, size_t errlen)
+/* Where ring step s of bucket i sends from and receives into. The first
+ * N - 1 steps receive into scratch (to be added), the rest in place. */
+static void ring_step(const struct td_dist_buckets *b, int i, int s, size_t *so, size_t *sc,
+                      size_t *ro, size_t *rc)
 {
-    int r = d->rank, N = d->size, next = (r + 1) % N, prev = (r + N - 1) % N;
-    size_t most = n / (size_t)N + 1;
-    if (d->scratch_n < most) {
-        float *s = realloc(d->scratch, most * sizeof(float));
-        if (!s) return td_io_errf(TD_ERR_NOMEM, err, errlen, "dist: out of memory");
-        d->scratch = s;
-        d->scratch_n = most;
+    int r = b->d->rank, N = b->d->size;
+    size_t first = i ? b->ends[i - 1] : 0, n = b->ends[i] - first;
+    if (s < N - 1) {
+        chunk(n, N, (r - s + N) % N, so, sc);
+        chunk(n, N, (r - s - 1 + 2 * N) % N, ro, rc);
+    } else {
+        s -= N - 1;
+        chunk(n, N, (r + 1 - s + N) % N, so, sc);
+        chunk(n, N, (r - s + N) % N, ro, rc);
     }
-    for (int s = 0; s < N - 1; s++) {
-        size_t so, sc, ro, rc_;
-        chunk(n, N, (r - s + N) % N, &so, &sc);
-        chunk(n, N, (r - s - 1 + 2 * N) % N, &ro, &rc_);
-        int rc = MPI_Sendrecv(x + so, (int)sc, MPI_FLOAT, next, 0, d->scratch, (int)rc_, MPI_FLOAT,
-                              prev, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) return mpi_fail(rc, "reduce-scatter", err, errlen);
-        for (size_t i = 0; i < rc_; i++) x[ro + i] += d->scratch[i];
-    }
-    for (int s = 0; s < N - 1; s++) {
-        size_t so, sc, ro, rc_;
-        chunk(n, N, (r + 1 - s + N) % N, &so, &sc);
-        chunk(n, N, (r - s + N) % N, &ro, &rc_);
-        int rc = MPI_Sendrecv(x + so, (int)sc, MPI_FLOAT, next, 1, x + ro, (int)rc_, MPI_FLOAT,
-                              prev, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-gather", err, errlen);
+    *so += first;
+    *ro += first;
+}
+
+static enum td_status post(struct td_dist_buckets *b, int i, char *err, size_t errlen)
+{
+    int N = b->d->size, s = b->step[i];
+    size_t so, sc, ro, rc_;
+    ring_step(b, i, s, &so, &sc, &ro, &rc_);
+    float *into = s < N - 1 ? b->scratch + b->scratch_at[i] : b->x + ro;
+    int rc = MPI_Irecv(into, (int)rc_, MPI_FLOAT, (b->d->rank + N - 1) % N, i, MPI_COMM_WORLD,
+                       &b->req[2 * i]);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Isend(b->x + so, (int)sc, MPI_FLOAT, (b->d->rank + 1) % N, i, MPI_COMM_WORLD,
+                       &b->req[2 * i + 1]);
+    return rc == MPI_SUCCESS ? TD_OK : mpi_fail(rc, "a send or receive", err, errlen);
+}
+
+/* Completes bucket i's ring steps whose messages have arrived (wait = 0) or
+ * all of them (wait = 1). */
+static enum td_status advance(struct td_dist_buckets *b, int i, int wait, char *err, size_t errlen)
+{
+    int N = b->d->size, total = 2 * (N - 1);
+    while (b->step[i] >= 0 && b->step[i] < total) {
+        int flag = 1, rc = wait ? MPI_Waitall(2, b->req + 2 * i, MPI_STATUSES_IGNORE)
+                                : MPI_Testall(2, b->req + 2 * i, &flag, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, "the gradient sum", err, errlen);
+        if (!flag) return TD_OK;
+        int s = b->step[i];
+        if (s < N - 1) {
+            size_t so, sc, ro, rc_;
+            ring_step(b, i, s, &so, &sc, &ro, &rc_);
+            const float *in = b->scratch + b->scratch_at[i];
+            float *x = b->x + ro;
+            for (size_t k = 0; k < rc_; k++) x[k] += in[k];
+        }
+        if (++b->step[i] == total) {
+            b->done++;
+            return TD_OK;
+        }
+        enum td_status st = post(b, i, err, errlen);
+        if (st != TD_OK) return st;
     }
     return TD_OK;
 }
 #endif
 
+enum td_status td_dist_buckets_ready(struct td_dist_buckets *b, int i, char *err, size_t errlen)
+{
+    if (!b->x) return td_io_errf(TD_ERR_STATE, err, errlen, "dist: no sum was started");
+    if (i < 0 || i >= b->n || b->step[i] >= 0)
+        return td_io_errf(TD_ERR_ARG, err, errlen,
+                          "dist: bucket %d is out of range or was "
+                          "already made ready",
+                          i);
+    b->step[i] = 0;
+    if (ranks_of(b) == 1) {
+        b->done++;
+        return TD_OK;
+    }
+#ifdef TD_HAVE_MPI
+    enum td_status st = post(b, i, err, errlen);
+    return st == TD_OK ? advance(b, i, 0, err, errlen) : st;
+#else
+    return TD_OK;
+#endif
+}
+
+enum td_status td_dist_buckets_progress(struct td_dist_buckets *b, char *err, size_t errlen)
+{
+#ifdef TD_HAVE_MPI
+    if (b->x && ranks_of(b) > 1)
+        for (int i = 0; i < b->n; i++) {
+            enum td_status st = advance(b, i, 0, err, errlen);
+            if (st != TD_OK) return st;
+        }
+#else
+    (void)b, (void)err, (void)errlen;
+#endif
+    return TD_OK;
+}
+
+enum td_status td_dist_buckets_finish(struct td_dist_buckets *b, char *err, size_t errlen)
+{
+    if (!b->x) return td_io_errf(TD_ERR_STATE, err, errlen, "dist: no sum was started");
+    for (int i = 0; i < b->n; i++)
+        if (b->step[i] < 0)
+            return td_io_errf(TD_ERR_STATE, err, errlen, "dist: bucket %d was never made ready", i);
+#ifdef TD_HAVE_MPI
+    if (ranks_of(b) > 1)
+        for (int i = 0; i < b->n; i++) {
+            enum td_status st = advance(b, i, 1, err, errlen);
+            if (st != TD_OK) return st;
+        }
+#endif
+    b->x = NULL;
+    return TD_OK;
+}
+
 enum td_status td_dist_sum_f32(struct td_dist *d, float *x, size_t n, char *err, size_t errlen)
 {
     if (!d || d->size == 1 || n == 0) return TD_OK;
-#ifdef TD_HAVE_MPI
-    return ring_sum(d, x, n, err, errlen);
-#else
-    (void)x, (void)err, (void)errlen;
-    return TD_OK;
-#endif
+    if (!d->sum || d->sum->ends[0] != n) {
+        td_dist_buckets_free(d->sum);
+        d->sum = td_dist_buckets_new(d, &n, 1, err, errlen);
+        if (!d->sum) return TD_ERR_NOMEM;
+    }
+    enum td_status st = td_dist_buckets_start(d->sum, x, err, errlen);
+    if (st == TD_OK) st = td_dist_buckets_ready(d->sum, 0, err, errlen);
+    if (st == TD_OK) st = td_dist_buckets_finish(d->sum, err, errlen);
+    return st;
 }
 
 enum td_status td_dist_gather_u64(struct td_dist *d, uint64_t v, uint64_t *all, char *err,

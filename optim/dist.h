@@ -42,6 +42,48 @@ int td_dist_available(void);
  * when a message fails (a rank died). */
 enum td_status td_dist_sum_f32(struct td_dist *d, float *x, size_t n, char *err, size_t errlen);
 
+/* A sum of one buffer over ranks in contiguous buckets, each summed as soon
+ * as the caller says it is final, so the reduction of finished gradients
+ * overlaps the rest of the backward pass. Every element is summed in the
+ * same fixed ring order as td_dist_sum_f32 within its bucket, so results are
+ * the same bits on every rank and from run to run whatever the timing or the
+ * order in which buckets become final (with 2 ranks, also the same bits as
+ * td_dist_sum_f32). All MPI calls happen on the thread calling these
+ * functions, which must be the thread that called td_dist_init.
+ *
+ * Use per step: td_dist_buckets_start, td_dist_buckets_ready for each bucket
+ * as it becomes final (in any order, each once), with
+ * td_dist_buckets_progress in between to move the started ones on, then
+ * td_dist_buckets_finish. Every rank must use the same buckets. */
+struct td_dist_buckets;
+
+/* Buckets [ends[b-1], ends[b]) of a buffer of ends[n_buckets-1] floats
+ * (ends increasing, the first bucket starting at 0). Allocates its scratch
+ * here, nothing per step. NULL with a message in err when memory runs out or
+ * the ends are invalid. d may be NULL or single-rank: every call then only
+ * checks its arguments. */
+struct td_dist_buckets *td_dist_buckets_new(struct td_dist *d, const size_t *ends, int n_buckets,
+                                            char *err, size_t errlen);
+void td_dist_buckets_free(struct td_dist_buckets *b);
+
+/* Begins the sum of x (ends[n_buckets-1] floats, owned by the caller, not
+ * to be touched until td_dist_buckets_finish returns). TD_ERR_STATE when the
+ * previous sum was not finished. */
+enum td_status td_dist_buckets_start(struct td_dist_buckets *b, float *x, char *err, size_t errlen);
+
+/* Bucket i of x is final on this rank: its sum starts. TD_ERR_ARG for an
+ * index out of range or given twice; TD_ERR_BACKEND when a message fails. */
+enum td_status td_dist_buckets_ready(struct td_dist_buckets *b, int i, char *err, size_t errlen);
+
+/* Moves every started bucket on as far as messages that have arrived allow,
+ * without waiting. TD_ERR_BACKEND when a message fails. */
+enum td_status td_dist_buckets_progress(struct td_dist_buckets *b, char *err, size_t errlen);
+
+/* Waits until every bucket is summed: x then holds the sum over ranks.
+ * TD_ERR_STATE when a bucket was never made ready (after which the sum
+ * cannot complete: stop the job); TD_ERR_BACKEND when a message fails. */
+enum td_status td_dist_buckets_finish(struct td_dist_buckets *b, char *err, size_t errlen);
+
 /* all[r] = v of rank r, for r in [0, size), on every rank. all holds size
  * entries. */
 enum td_status td_dist_gather_u64(struct td_dist *d, uint64_t v, uint64_t *all, char *err,

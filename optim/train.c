@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "io/ioutil.h"
 #include "optim/curvature.h"
+#include "optim/grad_sum.h"
 #include "optim/reduce.h"
 #include "optim/step_graph.h"
 
@@ -28,6 +29,8 @@ struct td_trainer {
     struct td_params *p;
     struct td_step_graph step;
     struct td_plan *grad_plan, *hvp_plan, *eval_plan;
+    /* With several ranks: the sums overlapped with grad_plan and hvp_plan. */
+    struct td_grad_sum *grad_sum, *hvp_sum;
     struct td_optim *opt;
     void *bufs[TD_SOURCE_MAX_BUFS];
     struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
@@ -363,6 +366,8 @@ struct td_trainer *td_trainer_new(const struct td_train_model *m, const struct t
 void td_trainer_free(struct td_trainer *t)
 {
     if (!t) return;
+    td_grad_sum_free(t->grad_sum);
+    td_grad_sum_free(t->hvp_sum);
     td_plan_free(t->grad_plan);
     td_plan_free(t->hvp_plan);
     td_plan_free(t->eval_plan);
@@ -474,22 +479,32 @@ static enum td_status diagnose(struct td_trainer *t, int hvp, char *err, size_t 
     return TD_ERR_NUMERIC;
 }
 
-/* The fused sum: the gradient, the tangent when this step has one, and the
- * loss after them (in the store's spare float, or the tangent's first when
- * there is no tangent this step) in one buffer, then divided by the ranks:
- * the mean over the global batch. */
-static enum td_status average_over_ranks(struct td_trainer *t, int hvp, double *loss, char *err,
-                                         size_t errlen)
+/* Runs the step's plan. With several ranks, the gradient, the tangent when
+ * this step has one, and the loss after them are summed in one buffer while
+ * the plan runs (td_grad_sum), then divided by the ranks: the mean over the
+ * global batch. */
+static enum td_status run_step_plan(struct td_trainer *t, int hvp, double *loss, char *err,
+                                    size_t errlen)
 {
+    struct td_plan *plan = hvp ? t->hvp_plan : t->grad_plan;
+    if (t->ranks == 1) {
+        enum td_status st = td_run(plan, t->feeds, t->n_feeds);
+        if (st != TD_OK) return td_io_errf(st, err, errlen, "%s", td_plan_error(plan));
+        *loss = td_plan_output(plan, 0)[0];
+        return TD_OK;
+    }
+    struct td_grad_sum **gs = hvp ? &t->hvp_sum : &t->grad_sum;
+    if (!*gs)
+        *gs = td_grad_sum_new(t->o.dist, &t->step, plan, hvp, t->o.bucket_floats, err, errlen);
+    if (!*gs) return TD_ERR_NOMEM;
+    enum td_status st = td_grad_sum_run(*gs, plan, t->feeds, t->n_feeds, loss, err, errlen);
+    if (st != TD_OK) return st;
     size_t n = t->p->total * (hvp ? 2 : 1);
     float *buf = t->p->grad;
-    buf[n] = (float)*loss;
-    enum td_status st = td_dist_sum_f32(t->o.dist, buf, n + 1, err, errlen);
-    if (st != TD_OK) return st;
     const float inv = 1.0f / (float)t->ranks;
 #pragma omp simd
-    for (size_t i = 0; i <= n; i++) buf[i] *= inv;
-    *loss = buf[n];
+    for (size_t i = 0; i < n; i++) buf[i] *= inv;
+    *loss = (float)*loss * inv;
     return TD_OK;
 }
 
@@ -507,17 +522,11 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     }
     if (td_optim_direction(t->opt, t->p) != TD_OK)
         return td_io_errf(TD_ERR_STATE, err, errlen, "%s", td_optim_error(t->opt));
-    struct td_plan *plan = hvp ? t->hvp_plan : t->grad_plan;
     double t0 = omp_get_wtime();
-    st = td_run(plan, t->feeds, t->n_feeds);
+    char why[TD_MSG_MAX];
+    st = run_step_plan(t, hvp, loss, why, sizeof(why));
     t->plan_seconds += omp_get_wtime() - t0;
-    if (st != TD_OK)
-        return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, td_plan_error(plan));
-    *loss = td_plan_output(plan, 0)[0];
-    if (t->ranks > 1) {
-        st = average_over_ranks(t, hvp, loss, err, errlen);
-        if (st != TD_OK) return st;
-    }
+    if (st != TD_OK) return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, why);
     if (!isfinite(*loss) || !td_vec_all_finite(t->p->grad, t->p->total, t->num_threads) ||
         (hvp && !td_vec_all_finite(t->p->tangent, t->p->total, t->num_threads)))
         return diagnose(t, hvp, err, errlen);

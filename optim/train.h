@@ -91,6 +91,9 @@ struct td_train_options {
     const char *out_dir;          /* created when missing */
     const char *resume;           /* a checkpoint of an earlier run with the same model, or NULL */
     struct td_dist *dist;         /* the data-parallel job, or NULL for a single process */
+    size_t bucket_floats;         /* with several ranks: gradients are summed in buckets of at
+                                     least this many floats, each as soon as the backward pass
+                                     has finished it (0: TD_GRAD_SUM_BUCKET_FLOATS, 1 MiB) */
     struct td_weights_meta meta;  /* written into weights.h5 beside the parameters */
 };
 

@@ -3,10 +3,10 @@
 # one rank with the global batch (up to float rounding), bitwise identical
 # from run to run, resuming with the same number of ranks (and a clear error
 # with another), a text model, and a killed rank stopping the job.
-#   test_mpi.sh TANDEM MAKE_DATASET H5_SAME_PY
+#   test_mpi.sh TANDEM MAKE_DATASET H5_SAME_PY DIST_BUCKETS
 # Exit 77 (skipped) when mpirun is missing or Tandem was built without MPI.
 set -uo pipefail
-tandem=$1 make_dataset=$2 h5_same=$3
+tandem=$1 make_dataset=$2 h5_same=$3 dist_buckets=$4
 command -v mpirun >/dev/null || { echo "skipped: no mpirun (apt-get install openmpi-bin)"; exit 77; }
 "$tandem" version | grep -q "MPI data parallelism: yes" ||
     { echo "skipped: Tandem built without MPI (meson option mpi)"; exit 77; }
@@ -16,8 +16,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Under tools/sanitize.sh, LeakSanitizer stays off in the ranks: Open MPI's
 # runtime leaves about 3,300 allocations of its unloaded plugins at exit
 # (none from Tandem's frames), which no suppression can name.
-mpi=(mpirun --oversubscribe --bind-to none --mca btl self,vader -np 2 -x OMP_NUM_THREADS=1
-     -x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+mpi_run=(mpirun --oversubscribe --bind-to none --mca btl self,vader -x OMP_NUM_THREADS=1
+         -x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+mpi=("${mpi_run[@]}" -np 2)
 passed=0 failed=0
 ok() { echo "ok: $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL: $1"; failed=$((failed + 1)); }
@@ -47,6 +48,17 @@ same "parameters of 2 ranks against 1 rank after 2 epochs" "$work/one/weights.h5
 "${mpi[@]}" "$tandem" train "${data[@]}" --batch 50 --out "$work/two-again" > /dev/null 2>&1
 same "two 2-rank runs are bitwise identical" "$work/two/weights.h5" "$work/two-again/weights.h5"
 
+# Gradients summed in many small buckets while the backward pass runs: with
+# 2 ranks each element's sum is one addition, so the bits equal one bucket's.
+"${mpi[@]}" "$tandem" train "${data[@]}" --batch 50 --bucket-mb 0.01 --out "$work/two-buckets" \
+    > "$work/buckets.txt" 2>&1 && grep -q "in buckets of 0.01 MiB" "$work/buckets.txt" ||
+    bad "2 ranks with small buckets: $(tail -3 "$work/buckets.txt")"
+same "small buckets give the bits of the default ones" "$work/two/weights.h5" "$work/two-buckets/weights.h5"
+# The bucketed sum itself with 3 ranks (chunks that differ per rank, buckets
+# made ready in a different order on each rank).
+out=$("${mpi_run[@]}" -np 3 "$dist_buckets" 2>&1) && ok "bucketed sums over 3 ranks: $(tail -1 <<<"$out")" ||
+    bad "bucketed sums over 3 ranks: $out"
+
 # Resume: 1 epoch, then 2 from the checkpoint, against 2 straight.
 "${mpi[@]}" "$tandem" train "${data[@]}" --batch 50 --epochs 1 --out "$work/half" > /dev/null 2>&1
 "${mpi[@]}" "$tandem" train "${data[@]}" --batch 50 --out "$work/half" \
@@ -64,6 +76,8 @@ tiny=(--model gpt --text "$work/text.txt" --layers 1 --d-model 16 --heads 2 --co
 "${mpi[@]}" "$tandem" train "${tiny[@]}" --batch 4 --out "$work/g2" > "$work/g2.txt" 2>&1 ||
     bad "gpt on 2 ranks: $(tail -3 "$work/g2.txt")"
 same "gpt: 2 ranks against 1 rank with the global batch" "$work/g1/weights.h5" "$work/g2/weights.h5" --tol 1e-4
+"${mpi[@]}" "$tandem" train "${tiny[@]}" --batch 4 --bucket-mb 0.001 --out "$work/g3" > /dev/null 2>&1
+same "gpt: buckets of 262 floats give the bits of the default ones" "$work/g2/weights.h5" "$work/g3/weights.h5"
 
 # Kill one rank: the job must end within seconds, and the last checkpoint resume.
 "$make_dataset" "$work/big.h5" 20000 3

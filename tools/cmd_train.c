@@ -7,6 +7,7 @@
 
 #include "graph/taylor.h"
 #include "io/idx.h"
+#include "optim/grad_sum.h"
 #include "tools/cli.h"
 #include "tools/curv_track.h"
 #include "tools/setup.h"
@@ -53,6 +54,8 @@ static const char train_usage[] =
     "                      (default: every epoch)\n"
     "  --eval-batches N    evaluate on at most N batches (default: all)\n"
     "  --threads N         threads (default: all cores)\n"
+    "  --bucket-mb X       under mpirun: sum gradients over ranks in buckets of X MiB,\n"
+    "                      each as soon as the backward pass has finished it (default 1)\n"
     "  --seed N            seed of initialisation, batch order and probes (default 1)\n"
     "  --checkpoint-every N  also checkpoint every N steps\n"
     "  --resume FILE       continue from a checkpoint written by an earlier run\n"
@@ -143,7 +146,7 @@ static enum td_status on_stepped(void *ctx, int64_t step, char *err, size_t errl
 struct train_flags {
     struct td_setup_config sc;
     const char *optimizer, *lookahead, *schedule, *resume, *out;
-    double lr, momentum, beta1, beta2, weight_decay, clip, min_lr, damping, cg_decay;
+    double lr, momentum, beta1, beta2, weight_decay, clip, min_lr, damping, cg_decay, bucket_mb;
     long long warmup, epochs, steps, eval_every, eval_batches, threads, checkpoint_every, cg_iters;
     long long hessian_interval, track_curvature, probe_batch;
     int linearize;
@@ -208,8 +211,11 @@ static void print_header(const struct train_flags *f, const struct td_setup *s,
            f->optimizer, (double)o->optim.lr, f->schedule, f->sc.batch, (long long)steps,
            td_trainer_num_threads(t), f->sc.seed);
     if (f->sc.ranks > 1)
-        printf("  %d ranks (MPI): global batch %lld, gradients summed in one buffer per step\n",
-               f->sc.ranks, f->sc.batch * f->sc.ranks);
+        printf("  %d ranks (MPI): global batch %lld, gradients summed in one buffer per step, "
+               "in buckets of %g MiB as the backward pass finishes them\n",
+               f->sc.ranks, f->sc.batch * f->sc.ranks,
+               f->bucket_mb > 0 ? f->bucket_mb
+                                : (double)(TD_GRAD_SUM_BUCKET_FLOATS * sizeof(float)) / (1 << 20));
     if (f->linearize) printf("  training the network linearised at its initialisation\n");
     if (tracking)
         printf("  curvature of %lld probe samples every %lld steps into %s/curvature.h5\n",
@@ -254,6 +260,7 @@ static int train(struct train_flags *f, struct td_dist *dist)
         .out_dir = f->out,
         .resume = f->resume,
         .dist = dist,
+        .bucket_floats = (size_t)(f->bucket_mb * (1 << 20) / sizeof(float)),
     };
     if (st == TD_OK && steps < 1) {
         snprintf(err, sizeof(err), "the source has no epochs: give --steps");
@@ -368,6 +375,7 @@ int td_cmd_train(int argc, char **argv)
         {"--eval-every", TD_OPT_INT, &f.eval_every, 1, 1e12},
         {"--eval-batches", TD_OPT_INT, &f.eval_batches, 1, 1e12},
         {"--threads", TD_OPT_INT, &f.threads, 1, 1024},
+        {"--bucket-mb", TD_OPT_FLOAT, &f.bucket_mb, 1e-4, 1e6},
         {"--seed", TD_OPT_INT, &f.sc.seed, 0, 9e15},
         {"--checkpoint-every", TD_OPT_INT, &f.checkpoint_every, 1, 1e12},
         {"--resume", TD_OPT_STR, &f.resume, 0, 0},
