@@ -1,5 +1,6 @@
 #include "optim/grad_sum.h"
 
+#include <omp.h>
 #include <stdlib.h>
 
 #include "io/ioutil.h"
@@ -135,8 +136,8 @@ static enum td_status after_step(void *ctx, int done, char *err, size_t errlen)
 }
 
 enum td_status td_grad_sum_run(struct td_grad_sum *gs, struct td_plan *plan,
-                               const struct td_feed *feeds, int n_feeds, double *loss, char *err,
-                               size_t errlen)
+                               const struct td_feed *feeds, int n_feeds, double *loss,
+                               double *waited, char *err, size_t errlen)
 {
     if (plan != gs->plan)
         return td_io_errf(TD_ERR_ARG, err, errlen, "gradient sum: made for another plan");
@@ -151,7 +152,9 @@ enum td_status td_grad_sum_run(struct td_grad_sum *gs, struct td_plan *plan,
     struct td_run_hook hook = {gs, after_step};
     st = td_run_hooked(plan, feeds, n_feeds, &hook);
     if (st != TD_OK) return td_io_errf(st, err, errlen, "%s", td_plan_error(plan));
+    double t0 = omp_get_wtime();
     st = td_dist_buckets_finish(gs->b, err, errlen);
+    *waited = omp_get_wtime() - t0;
     if (st == TD_OK) *loss = gs->buf[gs->n];
     return st;
 }

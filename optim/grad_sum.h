@@ -33,13 +33,14 @@ void td_grad_sum_free(struct td_grad_sum *gs);
 int td_grad_sum_buckets(const struct td_grad_sum *gs);
 
 /* Runs the plan with the feeds; on TD_OK the store's gradient (and tangent,
- * for an HVP plan) holds the sum over ranks and *loss the summed loss (not
- * yet divided by the ranks). Errors: the plan's (message from
- * td_plan_error, copied into err) or a failed message (TD_ERR_BACKEND).
- * After an error the sum is abandoned half-way, and the other ranks wait for
- * this one's buckets: the job must stop (as td_trainer_run does). */
+ * for an HVP plan) holds the sum over ranks, *loss the summed loss (not yet
+ * divided by the ranks) and *waited the seconds spent after the plan's last
+ * step waiting for the sums: the reduction not hidden behind the plan. Errors: the plan's (message
+ * from td_plan_error, copied into err) or a failed message (TD_ERR_BACKEND). After an error the sum
+ * is abandoned half-way, and the other ranks wait for this one's buckets: the job must stop (as
+ * td_trainer_run does). */
 enum td_status td_grad_sum_run(struct td_grad_sum *gs, struct td_plan *plan,
-                               const struct td_feed *feeds, int n_feeds, double *loss, char *err,
-                               size_t errlen);
+                               const struct td_feed *feeds, int n_feeds, double *loss,
+                               double *waited, char *err, size_t errlen);
 
 #endif

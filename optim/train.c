@@ -35,8 +35,9 @@ struct td_trainer {
     void *bufs[TD_SOURCE_MAX_BUFS];
     struct td_feed feeds[TD_SOURCE_MAX_BUFS + 1];
     int n_feeds;
-    int32_t step_value;  /* what the step input reads */
-    double plan_seconds; /* in td_run for training steps since the last evaluation */
+    int32_t step_value;      /* what the step input reads */
+    double plan_seconds;     /* in td_run for training steps since the last evaluation */
+    double sum_wait_seconds; /* of plan_seconds, waiting for sums over ranks after the plan */
     /* For optimizers that ask for Gauss-Newton products (hessian-free). */
     struct td_curv_op *ggn;
     struct td_optim_oracle oracle;
@@ -497,7 +498,10 @@ static enum td_status run_step_plan(struct td_trainer *t, int hvp, double *loss,
     if (!*gs)
         *gs = td_grad_sum_new(t->o.dist, &t->step, plan, hvp, t->o.bucket_floats, err, errlen);
     if (!*gs) return TD_ERR_NOMEM;
-    enum td_status st = td_grad_sum_run(*gs, plan, t->feeds, t->n_feeds, loss, err, errlen);
+    double waited = 0;
+    enum td_status st =
+        td_grad_sum_run(*gs, plan, t->feeds, t->n_feeds, loss, &waited, err, errlen);
+    t->sum_wait_seconds += waited;
     if (st != TD_OK) return st;
     size_t n = t->p->total * (hvp ? 2 : 1);
     float *buf = t->p->grad;
@@ -608,6 +612,7 @@ static enum td_status finish_interval(struct td_trainer *t, double seconds, int6
             seconds > 0 ? (double)steps_done * (double)t->src->items_per_batch * t->ranks / seconds
                         : NAN,
         .plan_seconds = t->plan_seconds,
+        .sum_wait_seconds = t->sum_wait_seconds,
     };
     enum td_status st = TD_OK;
     double t0 = omp_get_wtime();
@@ -617,10 +622,11 @@ static enum td_status finish_interval(struct td_trainer *t, double seconds, int6
     t->loss_sum = 0;
     t->loss_count = 0;
     t->plan_seconds = 0;
+    t->sum_wait_seconds = 0;
     if (evals)
-        fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.3f,%.3f\n", (long long)r.step,
-                r.epoch, r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds, r.items_per_s,
-                r.plan_seconds, r.eval_seconds);
+        fprintf(evals, "%lld,%.6g,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.3f,%.3f,%.4f\n",
+                (long long)r.step, r.epoch, r.train_loss, r.val_loss, r.val_acc, r.lr, r.seconds,
+                r.items_per_s, r.plan_seconds, r.eval_seconds, r.sum_wait_seconds);
     flush_logs(log, evals);
     if (t->rank == 0) st = export_weights(t, err, errlen);
     if (st == TD_OK) st = save_checkpoint(t, err, errlen);
@@ -650,7 +656,7 @@ enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callba
                        done);
         evals = open_log(t, "evals.csv",
                          "step,epoch,train_loss,val_loss,val_acc,lr,seconds,items_per_s,"
-                         "plan_seconds,eval_seconds\n",
+                         "plan_seconds,eval_seconds,sum_wait_seconds\n",
                          resumed, done);
     }
     if (t->rank == 0 && (!log || !evals)) {

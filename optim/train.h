@@ -112,12 +112,15 @@ struct td_eval_report {
     double train_loss; /* mean over the steps since the previous evaluation */
     double val_loss;   /* NaN without evaluation batches */
     double val_acc;
-    double lr;           /* the rate of the last step */
-    double seconds;      /* training time since the previous evaluation */
-    double items_per_s;  /* over that time */
-    double plan_seconds; /* of `seconds`, the time the steps' plans ran (td_run): the rest is
-                            the loop's own (batches, checks, the optimizer, logs) */
-    double eval_seconds; /* the evaluation's time (not part of `seconds`) */
+    double lr;               /* the rate of the last step */
+    double seconds;          /* training time since the previous evaluation */
+    double items_per_s;      /* over that time */
+    double plan_seconds;     /* of `seconds`, the time the steps' plans ran (td_run): the rest is
+                                the loop's own (batches, checks, the optimizer, logs) */
+    double eval_seconds;     /* the evaluation's time (not part of `seconds`) */
+    double sum_wait_seconds; /* of plan_seconds, the time spent after the steps' plans waiting
+                                for their sums over ranks: the reduction that the backward
+                                pass did not hide (0 with one rank) */
 };
 
 struct td_train_callbacks {
