@@ -128,6 +128,7 @@ int64_t td_batcher_take(struct td_batcher *b, int64_t count, float *x, int32_t *
     int64_t left = epoch_len(b) - b->index;
     if (left < count) count = left > 0 ? left : 0;
     int64_t numel = td_dataset_sample_numel(b->data);
+#pragma omp parallel for schedule(static) if (count * numel >= 65536)
     for (int64_t k = 0; k < count; k++) {
         int64_t s = b->perm[b->index + k];
         /* Shuffled rows are scattered over the whole data set: ask for a

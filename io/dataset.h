@@ -99,7 +99,10 @@ int64_t td_batcher_next(struct td_batcher *b, float *x, int32_t *y);
 /* Copies the `count` samples at the current position into x and y (y may be
  * NULL) and advances past them; count is clipped to what is left of the
  * epoch, and the number copied is returned (0 at the epoch's end, which,
- * unlike td_batcher_next, does not move to the next epoch). */
+ * unlike td_batcher_next, does not move to the next epoch). Batches of at
+ * least 65536 values are copied by OpenMP's current number of threads
+ * (omp_get_max_threads: the scattered rows' memory latency dominates, and
+ * several threads keep more rows in flight); the result is the same. */
 int64_t td_batcher_take(struct td_batcher *b, int64_t count, float *x, int32_t *y);
 
 /* Full batches per epoch, plus one under TD_BATCH_PARTIAL when n % batch_size != 0. */

@@ -642,8 +642,23 @@ static enum td_status make_out_dir(const char *dir, char *err, size_t errlen)
     return TD_OK;
 }
 
+static enum td_status run_loop(struct td_trainer *t, const struct td_train_callbacks *cb, char *err,
+                               size_t errlen);
+
+/* The loop's own parallel work (batch copies, checks) uses the trainer's
+ * threads, as its plans do. */
 enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callbacks *cb, char *err,
                               size_t errlen)
+{
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(t->num_threads);
+    enum td_status st = run_loop(t, cb, err, errlen);
+    omp_set_num_threads(saved);
+    return st;
+}
+
+static enum td_status run_loop(struct td_trainer *t, const struct td_train_callbacks *cb, char *err,
+                               size_t errlen)
 {
     enum td_status st = TD_OK;
     FILE *log = NULL, *evals = NULL;

@@ -151,7 +151,9 @@ void td_trainer_free(struct td_trainer *t);
 
 /* Trains from the current step to o->steps. Returns TD_OK or an error with
  * a message in err (I/O, a non-finite value, a source failure); completed
- * steps stay applied and the files on disk stay consistent. */
+ * steps stay applied and the files on disk stay consistent. While it runs,
+ * OpenMP's default thread count on the calling thread is the trainer's (the
+ * source's batch copies use it); it is restored on return. */
 enum td_status td_trainer_run(struct td_trainer *t, const struct td_train_callbacks *cb, char *err,
                               size_t errlen);
 

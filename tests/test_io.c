@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <hdf5.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,6 +670,52 @@ START_TEST(batcher_pixels)
     ck_assert_mem_eq(cb, fx + 2 * F, sizeof(cb));
     td_batcher_free(&a);
     td_batcher_free(&b);
+}
+END_TEST
+
+/* A batch large enough to be copied by several threads holds the same
+ * bits as one thread's copy and as the rows copied one by one, in the
+ * shuffled order. */
+START_TEST(batcher_threads)
+{
+    enum { N = 300, F = 784, B = 120 };
+    uint8_t *px = malloc((size_t)N * F);
+    int32_t *y = malloc(N * sizeof(int32_t));
+    float *x1 = malloc((size_t)B * F * sizeof(float)), *x2 = malloc((size_t)B * F * sizeof(float));
+    float *row = malloc(F * sizeof(float));
+    int32_t y1[B], y2[B];
+    ck_assert(px && y && x1 && x2 && row);
+    for (int i = 0; i < N * F; i++) px[i] = (uint8_t)((i * 131 + 7) % 251);
+    for (int i = 0; i < N; i++) y[i] = i % 10;
+    struct td_dataset d = {N, td_shape_from((const int64_t[]){F}, 1), NULL, y, 10, px};
+    struct td_batcher a, b;
+    char err[256] = "";
+    ck_assert_int_eq(td_batcher_init(&a, &d, B, TD_BATCH_DROP_LAST, 1, 4, err, sizeof(err)), TD_OK);
+    ck_assert_int_eq(td_batcher_init(&b, &d, B, TD_BATCH_DROP_LAST, 1, 4, err, sizeof(err)), TD_OK);
+    int saved = omp_get_max_threads();
+    for (int k = 0; k < 2; k++) {
+        struct td_batch_pos at = td_batcher_tell(&a);
+        omp_set_num_threads(1);
+        ck_assert_int_eq(td_batcher_take(&a, B, x1, y1), B);
+        omp_set_num_threads(2);
+        ck_assert_int_eq(td_batcher_take(&b, B, x2, y2), B);
+        ck_assert_mem_eq(x1, x2, (size_t)B * F * sizeof(float));
+        ck_assert_mem_eq(y1, y2, sizeof(y1));
+        for (int i = 0; i < B; i++) {
+            int64_t s = a.perm[at.index + i];
+            td_dataset_copy_samples(&d, s, 1, row);
+            ck_assert_mem_eq(x2 + (size_t)i * F, row, F * sizeof(float));
+            ck_assert_int_eq(y2[i], y[s]);
+        }
+    }
+    omp_set_num_threads(saved);
+    td_batcher_free(&a);
+    td_batcher_free(&b);
+    free(px);
+    free(y);
+    free(x1);
+    free(x2);
+    free(row);
 }
 END_TEST
 
@@ -1998,6 +2045,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, batcher_seed_reproducible);
     tcase_add_test(tc, batcher_restore_position);
     tcase_add_test(tc, batcher_pixels);
+    tcase_add_test(tc, batcher_threads);
     tcase_add_test(tc, batcher_bad_args);
     tcase_add_test(tc, weights_round_trip);
     tcase_add_test(tc, weights_import_rejects);
