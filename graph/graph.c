@@ -380,6 +380,21 @@ static void init_values(float *v, size_t count, const struct td_shape *s, struct
     }
 }
 
+/* A 64-byte aligned copy of the first `had` floats of old (freed) in a
+ * block of n, zero beyond them; NULL, with old kept, when memory runs out.
+ * The optimizers' vector loops split the store at 64-byte boundaries, so no
+ * access of theirs straddles two cache lines (see optim/par.h). */
+static float *grow_block(float *old, size_t had, size_t n)
+{
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *b = aligned_alloc(64, bytes);
+    if (!b) return NULL;
+    if (had) memcpy(b, old, had * sizeof(float));
+    memset(b + had, 0, bytes - had * sizeof(float));
+    free(old);
+    return b;
+}
+
 static int grow_params(struct td_params *p, int *cap, size_t total)
 {
     if (p->count == *cap) {
@@ -391,17 +406,15 @@ static int grow_params(struct td_params *p, int *cap, size_t total)
     }
     float **blocks[2] = {&p->value, &p->dir};
     for (int b = 0; b < 2; b++) {
-        float *nb = realloc(*blocks[b], total * sizeof(float));
+        float *nb = grow_block(*blocks[b], p->total, total);
         if (!nb) return 0;
-        memset(nb + p->total, 0, (total - p->total) * sizeof(float));
         *blocks[b] = nb;
     }
     /* grad | tangent | one spare float, in one block (see graph.h). */
-    float *d = realloc(p->grad, (2 * total + 1) * sizeof(float));
+    float *d = grow_block(p->grad, p->grad ? 2 * p->total + 1 : 0, 2 * total + 1);
     if (!d) return 0;
     memmove(d + total, d + p->total, p->total * sizeof(float));
     memset(d + p->total, 0, (total - p->total) * sizeof(float));
-    memset(d + total + p->total, 0, (total - p->total + 1) * sizeof(float));
     p->grad = d;
     p->tangent = d + total;
     return 1;

@@ -4,6 +4,7 @@
  * while running, NaN reports, missing feeds). */
 #include <malloc.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,31 @@ START_TEST(test_vjp_needs_seed)
     ck_assert(td_shape_equal(td_node_shape(cts[0]), td_node_shape(x)));
     ck_assert_ptr_nonnull(cts[1]);
     ck_assert_str_eq(td_node_op_name(cts[1]), "const");
+    td_graph_free(g);
+}
+END_TEST
+
+/* The parameter store's blocks stay 64-byte aligned as parameters are
+ * added (the optimizers split them at 64-byte boundaries), and keep their
+ * values. */
+START_TEST(test_store_aligned)
+{
+    struct td_graph *g = td_graph_new(5);
+    struct td_params *p = td_graph_params(g);
+    float first = 0;
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "w%d", i);
+        ck_assert_ptr_nonnull(
+            td_param(g, name, TD_SHAPE(3 + i, 7), (struct td_init){TD_INIT_NORMAL, 0, 1.0f}));
+        if (i == 0) first = p->value[5];
+        ck_assert_msg((uintptr_t)p->value % 64 == 0 && (uintptr_t)p->grad % 64 == 0 &&
+                          (uintptr_t)p->dir % 64 == 0,
+                      "a block is not 64-byte aligned after %d parameters", i + 1);
+        ck_assert(p->tangent == p->grad + p->total);
+        ck_assert_float_eq(p->value[5], first);
+    }
+    ck_assert_float_eq(p->tangent[p->total], 0.0f);
     td_graph_free(g);
 }
 END_TEST
@@ -1195,6 +1221,7 @@ int main(void)
     tcase_add_test(b, test_other_graph);
     tcase_add_test(b, test_vjp_needs_seed);
     tcase_add_test(b, test_param_names);
+    tcase_add_test(b, test_store_aligned);
     suite_add_tcase(s, b);
     TCase *p = tcase_create("planner");
     tcase_add_test(p, test_plan_liveness);
