@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "optim/optim_impl.h"
+#include "optim/par.h"
 
 /* theta [n], g [n], m [n], v [n] */
 static void adam_update(struct td_optim *o, struct td_params *p, float lr, int decoupled)
@@ -19,7 +20,7 @@ static void adam_update(struct td_optim *o, struct td_params *p, float lr, int d
     const float l2 = decoupled ? 0.0f : o->cfg.weight_decay;
     const float shrink = decoupled ? 1.0f - lr * o->cfg.weight_decay : 1.0f;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float u = s * g[i] + l2 * w[i];

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "optim/optim_impl.h"
+#include "optim/par.h"
 #include "optim/reduce.h"
 
 static unsigned curv_needs(const struct td_optim *o)
@@ -17,7 +18,7 @@ static void curv_direction(struct td_optim *o, struct td_params *p)
     float *restrict d = p->dir;
     const float *restrict v = o->state[0];
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) d[i] = -v[i];
 }
@@ -52,7 +53,8 @@ static void curv_step(struct td_optim *o, struct td_params *p, float lr, int wit
     const size_t n = o->n;
     const int nt = td_optim_threads(o);
     if (!with_tangent) {
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (n >= TD_OPTIM_PAR_MIN)
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, nt))                                \
+    num_threads(nt) if (n >= TD_OPTIM_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             v[i] = mu * v[i] + (s * g[i] + wd * w[i]);
             w[i] -= lr * v[i];
@@ -69,7 +71,8 @@ static void curv_step(struct td_optim *o, struct td_params *p, float lr, int wit
     o->stats.fallback = why;
     o->stats.curvature = dd > 0.0 ? dhd / dd : NAN;
     const float af = (float)alpha;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (n >= TD_OPTIM_PAR_MIN)
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, nt))                                \
+    num_threads(nt) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float u = s * g[i] + wd * w[i];
         w[i] += af * d[i];

@@ -5,6 +5,7 @@
 
 #include "graph/rng.h"
 #include "optim/optim_impl.h"
+#include "optim/par.h"
 
 /* Refresh steps are k = 1, 1 + K, 1 + 2K, ... with k = steps + 1. */
 static int refresh(const struct td_optim *o)
@@ -43,7 +44,7 @@ static void adahessian_step(struct td_optim *o, struct td_params *p, float lr, i
     const float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, r))); /* as adam.c's */
     const float shrink = 1.0f - lr * o->cfg.weight_decay;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + (1.0f - b1) * (s * g[i]);
@@ -66,7 +67,7 @@ static void sophia_step(struct td_optim *o, struct td_params *p, float lr, int w
     const float rho = o->cfg.rho, c = o->cfg.update_clip;
     const float shrink = 1.0f - lr * o->cfg.weight_decay;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         m[i] = b1 * m[i] + (1.0f - b1) * (s * g[i]);

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "optim/par.h"
+
 /* Block partials computed per parallel round; a round covers
  * TD_REDUCE_BLOCK * ROUND elements and its partials live on the stack. */
 #define ROUND 256
@@ -109,7 +111,7 @@ double td_clip_global_norm(float *g, size_t n, double max_norm, int num_threads)
     if (!(max_norm > 0.0) || !isfinite(norm) || norm <= max_norm) return norm;
     const float s = (float)(max_norm / norm);
     const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (n >= 32768)
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, nt)) num_threads(nt) if (n >= 32768)
     for (size_t i = 0; i < n; i++) g[i] *= s;
     return norm;
 }

@@ -1,6 +1,7 @@
 /* sgd, momentum and nesterov (torch.optim.SGD semantics, dampening 0); the
  * equations are in optim/optim.h. */
 #include "optim/optim_impl.h"
+#include "optim/par.h"
 
 /* theta [n], g [n] */
 static void sgd_step(struct td_optim *o, struct td_params *p, float lr, int with_tangent)
@@ -10,7 +11,7 @@ static void sgd_step(struct td_optim *o, struct td_params *p, float lr, int with
     const float *restrict g = p->grad;
     const float s = td_optim_clip_scale(o, g, NULL), wd = o->cfg.weight_decay;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) w[i] -= lr * (s * g[i] + wd * w[i]);
 }
@@ -24,7 +25,7 @@ static void momentum_step(struct td_optim *o, struct td_params *p, float lr, int
     const float s = td_optim_clip_scale(o, g, NULL), wd = o->cfg.weight_decay;
     const float mu = o->cfg.momentum;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         v[i] = mu * v[i] + (s * g[i] + wd * w[i]);
@@ -41,7 +42,7 @@ static void nesterov_step(struct td_optim *o, struct td_params *p, float lr, int
     const float s = td_optim_clip_scale(o, g, NULL), wd = o->cfg.weight_decay;
     const float mu = o->cfg.momentum;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float u = s * g[i] + wd * w[i];

@@ -2,6 +2,7 @@
  * Taylor estimate of grad L(theta + dir) (equations in optim/optim.h).
  * State: v (momentum buffer) and a, the direction the next step will read. */
 #include "optim/optim_impl.h"
+#include "optim/par.h"
 
 #include <string.h>
 
@@ -34,7 +35,7 @@ static void tangent_step(struct td_optim *o, struct td_params *p, float lr, int 
     const float wd = o->cfg.weight_decay, mu = o->cfg.momentum;
     const int grad_mode = o->cfg.lookahead == TD_LOOKAHEAD_GRADIENT;
     const size_t n = o->n;
-#pragma omp parallel for simd schedule(static)                                                     \
+#pragma omp parallel for simd schedule(static, td_par_chunk(n, td_optim_threads(o)))               \
     num_threads(td_optim_threads(o)) if (n >= TD_OPTIM_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float wi = w[i];

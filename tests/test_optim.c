@@ -19,6 +19,7 @@
 #include "graph/rng.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
+#include "optim/par.h"
 #include "optim/reduce.h"
 #include "optim/schedule.h"
 #include "tests/testutil.h"
@@ -728,10 +729,30 @@ static void big_step(struct td_optim *o, struct big *b, int step)
     ck_assert_int_eq(td_optim_step(o, &b->p, 0.01f), TD_OK);
 }
 
+/* The optimizers' threads each get one contiguous range that starts on a
+ * 64-byte boundary, and the ranges cover the vector. */
+START_TEST(test_par_chunk)
+{
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 1000, 109386, 100003, 1u << 20};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+        for (int t = 1; t <= 8; t++) {
+            const size_t n = sizes[k];
+            const long c = td_par_chunk(n, t);
+            ck_assert_int_gt(c, 0);
+            ck_assert_int_eq(c % 16, 0);
+            ck_assert_msg((size_t)c * (size_t)t >= n, "n %zu, %d threads: chunk %ld", n, t, c);
+            ck_assert_msg(n == 0 || (size_t)c * (size_t)(t - 1) < n + 16 * (size_t)t,
+                          "n %zu, %d threads: chunk %ld leaves threads idle", n, t, c);
+        }
+    ck_assert_int_eq(td_par_chunk(109386, 2), 54704);
+}
+END_TEST
+
 START_TEST(test_threads_bitwise)
 {
-    static const char *names[] = {"adam", "tangent-sgd", "curv-sgd", "sophia"};
-    for (int m = 0; m < 4; m++) {
+    static const char *names[] = {"adam",        "adamw",    "sgd",    "momentum",  "nesterov",
+                                  "tangent-sgd", "curv-sgd", "sophia", "adahessian"};
+    for (int m = 0; m < (int)(sizeof(names) / sizeof(names[0])); m++) {
         struct big b1, b2;
         big_init(&b1);
         big_init(&b2);
@@ -1256,6 +1277,7 @@ int main(void)
     tcase_add_test(tc, test_state_access);
     tcase_add_test(tc, test_step_misuse);
     tcase_add_test(tc, test_threads_bitwise);
+    tcase_add_test(tc, test_par_chunk);
     tcase_add_test(tc, test_resume_bitwise);
     tcase_add_test(tc, test_reductions);
     tcase_add_test(tc, test_schedules);
