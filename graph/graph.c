@@ -32,6 +32,7 @@ struct td_graph {
     size_t scope_len[TD_SCOPE_DEPTH + 1];
     int scope_depth;
     struct td_params params;
+    void *params_raw[3]; /* allocations holding params.value, dir and grad (aligned within) */
     int params_cap;
     int params_frozen;
 };
@@ -80,9 +81,7 @@ void td_graph_free(struct td_graph *g)
     }
     free(g->nodes);
     free(g->params.info);
-    free(g->params.value);
-    free(g->params.grad);
-    free(g->params.dir);
+    for (int b = 0; b < 3; b++) free(g->params_raw[b]);
     free(g);
 }
 
@@ -380,42 +379,45 @@ static void init_values(float *v, size_t count, const struct td_shape *s, struct
     }
 }
 
-/* A 64-byte aligned copy of the first `had` floats of old (freed) in a
- * block of n, zero beyond them; NULL, with old kept, when memory runs out.
- * The optimizers' vector loops split the store at 64-byte boundaries, so no
- * access of theirs straddles two cache lines (see optim/par.h). */
-static float *grow_block(float *old, size_t had, size_t n)
+/* Grows the block *at (inside the allocation *raw) to n floats, keeping the
+ * first `had`, zero beyond them, 64-byte aligned: the optimizers' vector
+ * loops split the store at 64-byte boundaries, so no access of theirs
+ * straddles two cache lines (see optim/par.h). realloc keeps large blocks
+ * from being copied (or held twice) as parameters are added; when it moves
+ * the block to another alignment, the floats move to the aligned start.
+ * 0, with the block as it was, when memory runs out. */
+static int grow_block(void **raw, float **at, size_t had, size_t n)
 {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *b = aligned_alloc(64, bytes);
-    if (!b) return NULL;
-    if (had) memcpy(b, old, had * sizeof(float));
-    memset(b + had, 0, bytes - had * sizeof(float));
-    free(old);
-    return b;
+    size_t old_off = *raw ? (size_t)((char *)*at - (char *)*raw) : 0;
+    char *r = realloc(*raw, n * sizeof(float) + 64);
+    if (!r) return 0;
+    size_t off = (size_t)(-(uintptr_t)r & 63);
+    if (off != old_off && had) memmove(r + off, r + old_off, had * sizeof(float));
+    *raw = r;
+    *at = (float *)(r + off);
+    memset(*at + had, 0, (n - had) * sizeof(float));
+    return 1;
 }
 
-static int grow_params(struct td_params *p, int *cap, size_t total)
+static int grow_params(struct td_graph *g, size_t total)
 {
-    if (p->count == *cap) {
-        int c = *cap ? *cap * 2 : 16;
+    struct td_params *p = &g->params;
+    if (p->count == g->params_cap) {
+        int c = g->params_cap ? g->params_cap * 2 : 16;
         struct td_param_info *info = realloc(p->info, (size_t)c * sizeof(*info));
         if (!info) return 0;
         p->info = info;
-        *cap = c;
+        g->params_cap = c;
     }
-    float **blocks[2] = {&p->value, &p->dir};
-    for (int b = 0; b < 2; b++) {
-        float *nb = grow_block(*blocks[b], p->total, total);
-        if (!nb) return 0;
-        *blocks[b] = nb;
-    }
+    if (!grow_block(&g->params_raw[0], &p->value, p->total, total) ||
+        !grow_block(&g->params_raw[1], &p->dir, p->total, total))
+        return 0;
     /* grad | tangent | one spare float, in one block (see graph.h). */
-    float *d = grow_block(p->grad, p->grad ? 2 * p->total + 1 : 0, 2 * total + 1);
-    if (!d) return 0;
+    if (!grow_block(&g->params_raw[2], &p->grad, p->grad ? 2 * p->total + 1 : 0, 2 * total + 1))
+        return 0;
+    float *d = p->grad;
     memmove(d + total, d + p->total, p->total * sizeof(float));
     memset(d + p->total, 0, (total - p->total) * sizeof(float));
-    p->grad = d;
     p->tangent = d + total;
     return 1;
 }
@@ -443,7 +445,7 @@ struct td_node *td_param(struct td_graph *g, const char *name, struct td_shape s
         return NULL;
     }
     size_t numel = (size_t)td_shape_numel(&shape);
-    if (!grow_params(p, &g->params_cap, p->total + numel)) return nomem(g, "param");
+    if (!grow_params(g, p->total + numel)) return nomem(g, "param");
     struct td_param_info *pi = &p->info[p->count];
     pi->name = n->name;
     pi->node = n;
