@@ -791,6 +791,48 @@ START_TEST(test_plan_concurrent_groups)
 }
 END_TEST
 
+/* With the default thresholds, the seed MLP's second-layer weight and input
+ * gradients (about 2 MFLOP each at batch 128) run side by side, one core
+ * each, in the plans the trainer compiles (derivatives bound into the
+ * store); grouping keeps the arena of the plan without groups, since a
+ * group only takes the nodes the order would run next or nodes that free
+ * bytes. */
+START_TEST(test_plan_default_groups)
+{
+    struct mlp_plan m;
+    mlp_build_batch(&m, 128);
+    enum { N = 1 + 2 * 6 };
+    float *mem[N];
+    struct td_binding bind[N - 1];
+    for (int i = 1; i < N; i++) {
+        mem[i] = calloc((size_t)td_shape_numel(td_node_shape(m.outs[i])), sizeof(float));
+        ck_assert_ptr_nonnull(mem[i]);
+        bind[i - 1] = (struct td_binding){m.outs[i], mem[i]};
+    }
+    for (int n_out = 7; n_out <= N; n_out += N - 7) {
+        struct td_compile_options def = {
+            .num_threads = 2, .bindings = bind, .n_bindings = n_out - 1};
+        struct td_compile_options none = def;
+        none.group_cost = 1e12;
+        struct td_plan *p = td_compile(m.g, m.outs, n_out, &def);
+        struct td_plan *q = td_compile(m.g, m.outs, n_out, &none);
+        ck_assert_msg(p && q, "td_compile: %s", td_graph_error(m.g));
+        struct td_plan_stats sp, sq;
+        td_plan_get_stats(p, &sp);
+        td_plan_get_stats(q, &sq);
+        ck_assert_msg(sp.num_concurrent >= 2, "%d outputs: no group", n_out);
+        ck_assert_int_eq(sq.num_concurrent, 0);
+        ck_assert_msg(sp.arena_bytes <= sq.arena_bytes,
+                      "%d outputs: arena %zu bytes with groups, %zu without", n_out, sp.arena_bytes,
+                      sq.arena_bytes);
+        td_plan_free(p);
+        td_plan_free(q);
+    }
+    for (int i = 1; i < N; i++) free(mem[i]);
+    mlp_free(&m);
+}
+END_TEST
+
 /* The order keeps the arena small: a value read only at the end (d) is
  * computed when it is needed, not at the depth of its operand, so no more
  * than two [64, 64] buffers are ever live along the chain of transposes
@@ -1228,6 +1270,7 @@ int main(void)
     tcase_add_test(p, test_plan_liveness_views);
     tcase_add_test(p, test_plan_outputs_bitwise);
     tcase_add_test(p, test_plan_concurrent_groups);
+    tcase_add_test(p, test_plan_default_groups);
     tcase_add_test(p, test_plan_flops);
     tcase_add_test(p, test_denormals_flushed);
     tcase_add_test(p, test_plan_schedule_defers);
