@@ -111,7 +111,6 @@ static size_t arena_bytes_of(const struct td_plan *p, int k)
 /* Working state of the list scheduler. Views (reshapes) own no bytes: a
  * read of a view is a read of the entry whose bytes it shows, its root. */
 struct sched {
-    int *level;   /* dependency depth: 1 + the deepest operand's */
     int *height;  /* the longest path of op entries from k to an output */
     int *root;    /* the entry whose bytes k's output is (k itself unless a view) */
     int *waiting; /* operands not yet scheduled */
@@ -120,13 +119,15 @@ struct sched {
     int *cons;
     int *ready; /* op entries whose operands are all scheduled */
     int n_ready;
+    int *since; /* the step (round of the scheduler) in which k became ready */
+    int round;
     unsigned char *pinned; /* outputs: their bytes are never freed */
 };
 
 static void sched_free(struct sched *s)
 {
-    free(s->level), free(s->height), free(s->root), free(s->waiting), free(s->readers);
-    free(s->cons_at), free(s->cons), free(s->ready), free(s->pinned);
+    free(s->height), free(s->root), free(s->waiting), free(s->readers);
+    free(s->cons_at), free(s->cons), free(s->ready), free(s->pinned), free(s->since);
 }
 
 /* Whether entry k lists operand entry `src` before position s (an operand
@@ -142,7 +143,6 @@ static int sched_init(struct sched *s, const struct td_plan *p)
 {
     int n = p->n_entries;
     memset(s, 0, sizeof(*s));
-    s->level = calloc((size_t)n, sizeof(int));
     s->height = calloc((size_t)n, sizeof(int));
     s->root = malloc((size_t)n * sizeof(int));
     s->waiting = calloc((size_t)n, sizeof(int));
@@ -151,8 +151,9 @@ static int sched_init(struct sched *s, const struct td_plan *p)
     s->cons = malloc((size_t)(n > 0 ? n : 1) * TD_MAX_SRC * sizeof(int));
     s->ready = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
     s->pinned = calloc((size_t)n, 1);
-    if (!s->level || !s->height || !s->root || !s->waiting || !s->readers || !s->cons_at ||
-        !s->cons || !s->ready || !s->pinned)
+    s->since = calloc((size_t)n, sizeof(int));
+    if (!s->height || !s->root || !s->waiting || !s->readers || !s->cons_at || !s->cons ||
+        !s->ready || !s->pinned || !s->since)
         return 0;
     for (int i = 0; i < p->n_outputs; i++) s->pinned[p->outputs[i]] = 1;
     /* Entries are in creation order, so operands come first. */
@@ -163,7 +164,6 @@ static int sched_init(struct sched *s, const struct td_plan *p)
         if (e->where == TD_AT_ALIAS) s->root[k] = s->root[e->src[0]];
         for (int i = 0; i < e->node->n_src; i++) {
             int src = e->src[i];
-            if (s->level[src] + 1 > s->level[k]) s->level[k] = s->level[src] + 1;
             if (seen_before(e, i)) continue;
             if (p->e[src].node->kind == TD_NODE_OP) {
                 s->waiting[k]++;
@@ -242,7 +242,10 @@ static void sched_take(struct sched *s, const struct td_plan *p, int i)
             if (!dup) s->readers[r]--;
         }
     for (int c = s->cons_at[k]; c < s->cons_at[k + 1]; c++)
-        if (--s->waiting[s->cons[c]] == 0) s->ready[s->n_ready++] = s->cons[c];
+        if (--s->waiting[s->cons[c]] == 0) {
+            s->ready[s->n_ready++] = s->cons[c];
+            s->since[s->cons[c]] = s->round;
+        }
 }
 
 /* The position in the ready list of the node (not a view) to run next, or
@@ -283,9 +286,9 @@ static void add_step(struct td_plan *p, int k, int nthreads)
  * operands. Views run as soon as they are ready (they cost nothing).
  *
  * Steps: a node of at least the parallel cost gets every thread; nodes
- * between the group and parallel costs that are ready together at the same
- * depth run as one concurrent step, one thread each; the rest run alone on
- * one thread. The order depends only on the graph and the options. */
+ * between the group and parallel costs that are ready together (so none
+ * reads another) run as one concurrent step, one thread each; the rest run
+ * alone on one thread. The order depends only on the graph and the options. */
 static int schedule(struct td_plan *p)
 {
     struct sched s = {0};
@@ -297,6 +300,7 @@ static int schedule(struct td_plan *p)
     }
     int T = p->num_threads;
     while (s.n_ready > 0) {
+        s.round++;
         int view = -1;
         for (int i = 0; i < s.n_ready; i++)
             if (p->e[s.ready[i]].where == TD_AT_ALIAS && (view < 0 || s.ready[i] < s.ready[view]))
@@ -318,10 +322,10 @@ static int schedule(struct td_plan *p)
             continue;
         }
         /* A concurrent step: k and the nodes the order would run right
-         * after it, while they are of k's depth (so none reads another)
-         * and between the two costs. Nodes the order would leave for
-         * later stay out, so a group holds no more bytes live than the
-         * sequential order would. */
+         * after it, while they were ready before this step (so none reads
+         * another, whatever their depths) and between the two costs. Nodes
+         * the order would leave for later stay out, so a group holds no
+         * more bytes live than the sequential order would. */
         int group[64], n_group = 0;
         group[n_group++] = k;
         sched_take(&s, p, best);
@@ -331,7 +335,7 @@ static int schedule(struct td_plan *p)
             if (i < 0) break;
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
-            if (s.level[j] != s.level[k] || cj < p->group_cost || cj >= p->parallel_cost) break;
+            if (s.since[j] == s.round || cj < p->group_cost || cj >= p->parallel_cost) break;
             group[n_group++] = j;
             sched_take(&s, p, i);
         }
@@ -340,7 +344,7 @@ static int schedule(struct td_plan *p)
         for (int i = 0; i < s.n_ready && n_group < 64;) {
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
-            if (p->e[j].where != TD_AT_ALIAS && s.level[j] == s.level[k] && cj >= p->group_cost &&
+            if (p->e[j].where != TD_AT_ALIAS && s.since[j] < s.round && cj >= p->group_cost &&
                 cj < p->parallel_cost && sched_delta(&s, p, j) <= 0) {
                 group[n_group++] = j;
                 sched_take(&s, p, i);
