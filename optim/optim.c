@@ -250,7 +250,23 @@ enum td_status td_optim_direction(struct td_optim *o, struct td_params *p)
     return TD_OK;
 }
 
+void td_optim_set_grad_sumsq(struct td_optim *o, double sumsq)
+{
+    o->grad_sumsq = sumsq;
+    o->has_sumsq = 1;
+}
+
+/* A step reads the caller's sum of squares once, then forgets it. */
+static enum td_status optim_step(struct td_optim *o, struct td_params *p, float lr);
+
 enum td_status td_optim_step(struct td_optim *o, struct td_params *p, float lr)
+{
+    enum td_status st = optim_step(o, p, lr);
+    o->has_sumsq = 0;
+    return st;
+}
+
+static enum td_status optim_step(struct td_optim *o, struct td_params *p, float lr)
 {
     if (check_store(o, p, "td_optim_step")) return TD_ERR_ARG;
     if (!(lr >= 0.0f) || !isfinite(lr)) {
@@ -365,7 +381,9 @@ enum td_status td_optim_scalar(struct td_optim *o, int i, const char **name, dou
 float td_optim_clip_scale(struct td_optim *o, const float *g, const float *t)
 {
     const int nt = td_optim_threads(o);
-    const double sq = t ? td_vec_sumsq_sum(g, t, o->n, nt) : td_vec_sumsq(g, o->n, nt);
+    const double sq = t              ? td_vec_sumsq_sum(g, t, o->n, nt)
+                      : o->has_sumsq ? o->grad_sumsq
+                                     : td_vec_sumsq(g, o->n, nt);
     const double norm = sqrt(sq);
     const double c = o->cfg.clip_norm;
     float s = 1.0f;

@@ -217,6 +217,15 @@ enum td_status td_optim_direction(struct td_optim *o, struct td_params *p);
  * status; p->value is then restored, the state unchanged. */
 enum td_status td_optim_step(struct td_optim *o, struct td_params *p, float lr);
 
+/* The sum of squares of p->grad that the next td_optim_step will read, when
+ * the caller has already computed it with td_vec_sumsq (any thread count:
+ * the same bits): the step then takes its gradient norm from it instead of
+ * reading the gradient once more. Used by the next td_optim_step only,
+ * successful or not. The training loop computes it to check the gradient
+ * for NaN and Inf (a sum of squares of floats, in double, is finite exactly
+ * when every element is). */
+void td_optim_set_grad_sumsq(struct td_optim *o, double sumsq);
+
 /* Gives the optimizer the caller's oracle for methods that need products
  * (the pointer is kept: the oracle must outlive o, and its loss field is
  * read at every step). NULL forgets it. Returns TD_OK. */

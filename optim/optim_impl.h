@@ -58,6 +58,8 @@ struct td_optim {
     size_t n;      /* floats per block */
     int64_t steps; /* steps taken */
     int dir_ready; /* td_optim_direction ran since the last step */
+    int has_sumsq; /* grad_sumsq holds the next step's gradient's sum of squares */
+    double grad_sumsq;
     float *state[TD_OPTIM_MAX_STATE];
     double scalar[TD_OPTIM_MAX_SCALARS];
     float *work[TD_OPTIM_MAX_WORK];

@@ -531,9 +531,12 @@ static enum td_status train_step(struct td_trainer *t, double *loss, double *lr_
     st = run_step_plan(t, hvp, loss, why, sizeof(why));
     t->plan_seconds += omp_get_wtime() - t0;
     if (st != TD_OK) return td_io_errf(st, err, errlen, "step %lld: %s", (long long)k + 1, why);
-    if (!isfinite(*loss) || !td_vec_all_finite(t->p->grad, t->p->total, t->num_threads) ||
+    /* One pass over the gradient checks it and gives the optimizer its norm. */
+    const double sumsq = td_vec_sumsq(t->p->grad, t->p->total, t->num_threads);
+    if (!isfinite(*loss) || !isfinite(sumsq) ||
         (hvp && !td_vec_all_finite(t->p->tangent, t->p->total, t->num_threads)))
         return diagnose(t, hvp, err, errlen);
+    td_optim_set_grad_sumsq(t->opt, sumsq);
     float lr = td_schedule_lr(&t->o.schedule, k);
     t->oracle.loss = *loss;
     st = td_optim_step(t->opt, t->p, lr);

@@ -729,6 +729,39 @@ static void big_step(struct td_optim *o, struct big *b, int step)
     ck_assert_int_eq(td_optim_step(o, &b->p, 0.01f), TD_OK);
 }
 
+/* A step given the gradient's sum of squares by its caller (the training
+ * loop's finiteness check) is the step that computes it; the value is used
+ * (a wrong one changes the clipping) and only by the next step. */
+START_TEST(test_given_grad_sumsq)
+{
+    struct big a, b;
+    big_init(&a);
+    big_init(&b);
+    struct td_optim_config c = td_optim_config_default("adamw");
+    c.clip_norm = 100.0f;
+    struct td_optim *oa = new_optim("adamw", &c, &a.p), *ob = new_optim("adamw", &c, &b.p);
+    for (int k = 0; k < 3; k++) {
+        tu_fill_normal(a.grad, BIG, 12, (uint64_t)k);
+        tu_fill_normal(b.grad, BIG, 12, (uint64_t)k);
+        td_optim_set_grad_sumsq(ob, td_vec_sumsq(b.grad, BIG, 1));
+        ck_assert_int_eq(td_optim_step(oa, &a.p, 0.01f), TD_OK);
+        ck_assert_int_eq(td_optim_step(ob, &b.p, 0.01f), TD_OK);
+        ck_assert(td_optim_last_stats(oa)->grad_norm == td_optim_last_stats(ob)->grad_norm);
+    }
+    ck_assert_mem_eq(a.value, b.value, BIG * sizeof(float));
+    td_optim_set_grad_sumsq(ob, 1e12);
+    ck_assert_int_eq(td_optim_step(ob, &b.p, 0.01f), TD_OK);
+    ck_assert(td_optim_last_stats(ob)->grad_norm == 1e6);
+    ck_assert(td_optim_last_stats(ob)->clip_scale < 1e-3);
+    ck_assert_int_eq(td_optim_step(ob, &b.p, 0.01f), TD_OK);
+    ck_assert(td_optim_last_stats(ob)->grad_norm < 1e4);
+    td_optim_free(oa);
+    td_optim_free(ob);
+    free(a.value);
+    free(b.value);
+}
+END_TEST
+
 /* The optimizers' threads each get one contiguous range that starts on a
  * 64-byte boundary, and the ranges cover the vector. */
 START_TEST(test_par_chunk)
@@ -1278,6 +1311,7 @@ int main(void)
     tcase_add_test(tc, test_step_misuse);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_par_chunk);
+    tcase_add_test(tc, test_given_grad_sumsq);
     tcase_add_test(tc, test_resume_bitwise);
     tcase_add_test(tc, test_reductions);
     tcase_add_test(tc, test_schedules);
