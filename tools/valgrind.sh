@@ -22,6 +22,9 @@ ninja -C "$build"
 wrapper="valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite
     --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30
     --soname-synonyms=somalloc=nouserintercepts --suppressions=$(pwd)/tests/valgrind.supp"
+# Valgrind does not model MXCSR's flush-to-zero and denormals-are-zero
+# bits, so the test of those modes (tagged fpu in test_graph) is left out.
+export CK_EXCLUDE_TAGS=fpu
 # shellcheck disable=SC2086
 meson test -C "$build" --wrapper "$(echo $wrapper)" --timeout-multiplier 20 --print-errorlogs \
     "${suites[@]}"
