@@ -791,6 +791,19 @@ START_TEST(test_plan_concurrent_groups)
 }
 END_TEST
 
+/* Memory for the MLP's gradients and HVPs (outputs 1 ..) and the bindings
+ * that put them there, as the trainer binds them into the store; mem[0]
+ * (the loss stays in the arena) is NULL. Free every mem[i]. */
+static void bind_derivatives(const struct mlp_plan *m, float **mem, struct td_binding *bind)
+{
+    mem[0] = NULL;
+    for (int i = 1; i < m->n_out; i++) {
+        mem[i] = calloc((size_t)td_shape_numel(td_node_shape(m->outs[i])), sizeof(float));
+        ck_assert_ptr_nonnull(mem[i]);
+        bind[i - 1] = (struct td_binding){m->outs[i], mem[i]};
+    }
+}
+
 /* With the default thresholds, the seed MLP's second-layer weight and input
  * gradients (about 2 MFLOP each at batch 128) run side by side, one core
  * each, in the plans the trainer compiles (derivatives bound into the
@@ -804,11 +817,7 @@ START_TEST(test_plan_default_groups)
     enum { N = 1 + 2 * 6 };
     float *mem[N];
     struct td_binding bind[N - 1];
-    for (int i = 1; i < N; i++) {
-        mem[i] = calloc((size_t)td_shape_numel(td_node_shape(m.outs[i])), sizeof(float));
-        ck_assert_ptr_nonnull(mem[i]);
-        bind[i - 1] = (struct td_binding){m.outs[i], mem[i]};
-    }
+    bind_derivatives(&m, mem, bind);
     for (int n_out = 7; n_out <= N; n_out += N - 7) {
         struct td_compile_options def = {
             .num_threads = 2, .bindings = bind, .n_bindings = n_out - 1};
@@ -828,7 +837,7 @@ START_TEST(test_plan_default_groups)
         td_plan_free(p);
         td_plan_free(q);
     }
-    for (int i = 1; i < N; i++) free(mem[i]);
+    for (int i = 0; i < N; i++) free(mem[i]);
     mlp_free(&m);
 }
 END_TEST
@@ -968,11 +977,7 @@ START_TEST(test_run_hook)
     enum { N = 1 + 2 * 6 };
     float *mem[N];
     struct td_binding bind[N - 1];
-    for (int i = 0; i < N; i++) {
-        mem[i] = calloc((size_t)td_shape_numel(td_node_shape(m.outs[i])), sizeof(float));
-        ck_assert_ptr_nonnull(mem[i]);
-        if (i) bind[i - 1] = (struct td_binding){m.outs[i], mem[i]};
-    }
+    bind_derivatives(&m, mem, bind);
     struct td_compile_options o = {.num_threads = 2, .bindings = bind, .n_bindings = N - 1};
     struct td_plan *p = td_compile(m.g, m.outs, N, &o);
     ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(m.g));
