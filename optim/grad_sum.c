@@ -16,8 +16,6 @@ struct td_grad_sum {
     int *ready; /* per bucket: the step count after which all its values are final */
     int *order; /* buckets by ready step */
     int next;   /* into order: the first bucket not yet started */
-    char *err;
-    size_t errlen;
 };
 
 /* A stretch of the buffer written by one output. */
@@ -39,11 +37,6 @@ void td_grad_sum_free(struct td_grad_sum *gs)
     free(gs->ready);
     free(gs->order);
     free(gs);
-}
-
-int td_grad_sum_buckets(const struct td_grad_sum *gs)
-{
-    return gs->n_buckets;
 }
 
 /* Cuts the buffer after segments until each bucket holds at least `least`

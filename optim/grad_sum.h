@@ -29,9 +29,6 @@ struct td_grad_sum *td_grad_sum_new(struct td_dist *d, const struct td_step_grap
                                     char *err, size_t errlen);
 void td_grad_sum_free(struct td_grad_sum *gs);
 
-/* Number of buckets (for reports and tests). */
-int td_grad_sum_buckets(const struct td_grad_sum *gs);
-
 /* Runs the plan with the feeds; on TD_OK the store's gradient (and tangent,
  * for an HVP plan) holds the sum over ranks, *loss the summed loss (not yet
  * divided by the ranks) and *waited the seconds spent after the plan's last
