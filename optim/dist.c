@@ -94,7 +94,6 @@ struct td_dist_buckets {
     float *scratch;
     int *step; /* per bucket: -1 not ready, then ring steps done up to 2(N - 1) */
     float *x;  /* the buffer being summed, NULL between sums */
-    int done;  /* buckets summed */
 #ifdef TD_HAVE_MPI
     MPI_Request *req; /* per bucket: receive, send */
 #endif
@@ -171,7 +170,6 @@ enum td_status td_dist_buckets_start(struct td_dist_buckets *b, float *x, char *
     if (b->x)
         return td_io_errf(TD_ERR_STATE, err, errlen, "dist: the previous sum was not finished");
     b->x = x;
-    b->done = 0;
     for (int i = 0; i < b->n; i++) b->step[i] = -1;
     return TD_OK;
 }
@@ -244,10 +242,7 @@ static enum td_status advance(struct td_dist_buckets *b, int i, int wait, char *
             float *x = b->x + ro;
             for (size_t k = 0; k < rc_; k++) x[k] += in[k];
         }
-        if (++b->step[i] == total) {
-            b->done++;
-            return TD_OK;
-        }
+        if (++b->step[i] == total) return TD_OK;
         enum td_status st = post(b, i, err, errlen);
         if (st != TD_OK) return st;
     }
@@ -264,10 +259,7 @@ enum td_status td_dist_buckets_ready(struct td_dist_buckets *b, int i, char *err
                           "already made ready",
                           i);
     b->step[i] = 0;
-    if (ranks_of(b) == 1) {
-        b->done++;
-        return TD_OK;
-    }
+    if (ranks_of(b) == 1) return TD_OK;
 #ifdef TD_HAVE_MPI
     enum td_status st = post(b, i, err, errlen);
     return st == TD_OK ? advance(b, i, 0, err, errlen) : st;
@@ -276,18 +268,25 @@ enum td_status td_dist_buckets_ready(struct td_dist_buckets *b, int i, char *err
 #endif
 }
 
-enum td_status td_dist_buckets_progress(struct td_dist_buckets *b, char *err, size_t errlen)
+/* Moves every started bucket on: as far as arrived messages allow (wait =
+ * 0) or to its end (wait = 1). */
+static enum td_status advance_all(struct td_dist_buckets *b, int wait, char *err, size_t errlen)
 {
 #ifdef TD_HAVE_MPI
-    if (b->x && ranks_of(b) > 1)
+    if (ranks_of(b) > 1)
         for (int i = 0; i < b->n; i++) {
-            enum td_status st = advance(b, i, 0, err, errlen);
+            enum td_status st = advance(b, i, wait, err, errlen);
             if (st != TD_OK) return st;
         }
 #else
-    (void)b, (void)err, (void)errlen;
+    (void)b, (void)wait, (void)err, (void)errlen;
 #endif
     return TD_OK;
+}
+
+enum td_status td_dist_buckets_progress(struct td_dist_buckets *b, char *err, size_t errlen)
+{
+    return b->x ? advance_all(b, 0, err, errlen) : TD_OK;
 }
 
 enum td_status td_dist_buckets_finish(struct td_dist_buckets *b, char *err, size_t errlen)
@@ -296,15 +295,9 @@ enum td_status td_dist_buckets_finish(struct td_dist_buckets *b, char *err, size
     for (int i = 0; i < b->n; i++)
         if (b->step[i] < 0)
             return td_io_errf(TD_ERR_STATE, err, errlen, "dist: bucket %d was never made ready", i);
-#ifdef TD_HAVE_MPI
-    if (ranks_of(b) > 1)
-        for (int i = 0; i < b->n; i++) {
-            enum td_status st = advance(b, i, 1, err, errlen);
-            if (st != TD_OK) return st;
-        }
-#endif
-    b->x = NULL;
-    return TD_OK;
+    enum td_status st = advance_all(b, 1, err, errlen);
+    if (st == TD_OK) b->x = NULL;
+    return st;
 }
 
 enum td_status td_dist_sum_f32(struct td_dist *d, float *x, size_t n, char *err, size_t errlen)
