@@ -77,14 +77,16 @@ struct td_grad_sum *td_grad_sum_new(struct td_dist *d, const struct td_step_grap
     gs->n = p->total * (hvp ? 2 : 1);
     gs->plan = plan;
     gs->loss_ready = td_plan_ready_step(plan, s->outs[0]);
+    int missing = gs->loss_ready < 0;
     for (int i = 0; i < n_seg - 1; i++) {
         int j = i % P, half = i / P;
         seg[i] = (struct segment){half * p->total + p->info[j].offset, p->info[j].numel,
                                   td_plan_ready_step(plan, s->outs[1 + i])};
-        if (seg[i].ready < 0 || gs->loss_ready < 0) {
-            td_io_errf(TD_ERR_ARG, err, errlen, "gradient sum: the plan lacks a step output");
-            goto fail;
-        }
+        missing |= seg[i].ready < 0;
+    }
+    if (missing) {
+        td_io_errf(TD_ERR_ARG, err, errlen, "gradient sum: the plan lacks a step output");
+        goto fail;
     }
     qsort(seg, (size_t)n_seg - 1, sizeof(*seg), by_offset);
     /* Padding between parameters joins the segment before it. */
