@@ -151,11 +151,13 @@ enum td_status td_run_hooked(struct td_plan *p, const struct td_feed *feeds, int
     for (int s = 0; s < p->n_steps && st == TD_OK; s++) {
         const struct td_step *step = &p->steps[s];
         int k = p->order[step->first];
+        /* A view's step runs nothing: its bytes are its operand's, checked there. */
+        int view = !step->concurrent && p->e[k].where == TD_AT_ALIAS;
         if (step->concurrent) {
 #pragma omp parallel for num_threads(p->num_threads) schedule(dynamic, 1)
             for (int i = step->first; i < step->first + step->count; i++)
                 run_entry(p, p->order[i], omp_get_thread_num());
-        } else if (p->e[k].where != TD_AT_ALIAS) {
+        } else if (!view) {
             if (p->e[k].nthreads != current) {
                 current = p->e[k].nthreads;
                 omp_set_num_threads(current);
@@ -165,7 +167,7 @@ enum td_status td_run_hooked(struct td_plan *p, const struct td_feed *feeds, int
         if (p->run_status.failed) {
             st = p->run_status.code;
             snprintf(p->msg, sizeof(p->msg), "%s", p->run_status.msg);
-        } else if (p->check_numerics) {
+        } else if (p->check_numerics && !view) {
             st = check_step(p, step);
         }
         if (st == TD_OK && s + 1 < p->n_steps) st = call_hook(p, hook, s + 1);
