@@ -35,12 +35,15 @@ struct td_compile_options {
      * and cost about a hundred cycles per operation without these modes.
      * 1: leave the floating-point modes as they are. */
     int keep_denormals;
-    /* Scheduling thresholds, in elements touched (0: the defaults, tuned on
-     * 2-core machines): a node of at least parallel_cost gets every thread;
-     * independent nodes between group_cost and parallel_cost run side by
-     * side, one thread each; the rest run one at a time on one thread. */
+    /* Scheduling thresholds, in the ops' cost units (elements touched; a
+     * product counts M*N*K/16) (0: the defaults, tuned on 2-core machines):
+     * a node of at least parallel_cost gets every thread; independent nodes
+     * between group_cost and parallel_cost run side by side, one thread
+     * each, and such a node that finds no partner gets every thread if it
+     * costs at least solo_cost; the rest run one at a time on one thread. */
     double parallel_cost;
     double group_cost;
+    double solo_cost;
     const struct td_binding *bindings; /* outputs placed in caller memory */
     int n_bindings;
 };

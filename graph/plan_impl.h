@@ -69,7 +69,7 @@ struct td_plan {
     int check_numerics;
     int profile;
     int keep_denormals;
-    double parallel_cost, group_cost;
+    double parallel_cost, group_cost, solo_cost;
     int num_inplace;
     dnnl_engine_t engine;
     dnnl_stream_t *streams; /* one per thread slot */

@@ -842,6 +842,49 @@ START_TEST(test_plan_default_groups)
 }
 END_TEST
 
+/* Threads of a node ready beside others: two products of the same size
+ * run side by side, one thread each; a product beside an elementwise node
+ * that weighs much less runs alone on both threads, the small node in its
+ * own step (one thread each would leave a core idle for most of the step). */
+static int node_threads(const struct td_node_time *t, int n, const struct td_node *node)
+{
+    for (int i = 0; i < n; i++)
+        if (t[i].node == node) return t[i].nthreads;
+    return -1;
+}
+
+START_TEST(test_plan_group_balance)
+{
+    struct td_graph *g = td_graph_new(11);
+    const struct td_init init = {TD_INIT_NORMAL, 0, 1};
+    struct td_node *x = td_param(g, "x", TD_SHAPE(128, 128), init);
+    struct td_node *w = td_param(g, "w", TD_SHAPE(128, 64), init);
+    struct td_node *v = td_param(g, "v", TD_SHAPE(128, 64), init);
+    struct td_node *y = td_param(g, "y", TD_SHAPE(128, 128), init);
+    struct td_node *a = td_matmul(g, x, w, 0, 0), *b = td_matmul(g, x, v, 0, 0);
+    struct td_node *r = td_relu(g, y);
+    tu_assert_graph_ok(g, "balance");
+    struct td_compile_options o = {.num_threads = 2, .profile = 1};
+    struct td_node *pair[2] = {a, b}, *lopsided[2] = {a, r};
+    struct td_plan *pp = td_compile(g, pair, 2, &o), *pl = td_compile(g, lopsided, 2, &o);
+    ck_assert_msg(pp && pl, "td_compile: %s", td_graph_error(g));
+    ck_assert_int_eq(td_run(pp, NULL, 0), TD_OK);
+    ck_assert_int_eq(td_run(pl, NULL, 0), TD_OK);
+    struct td_node_time t[8];
+    int n = td_plan_profile(pp, t, 8);
+    ck_assert_int_eq(td_plan_step_of(pp, a), td_plan_step_of(pp, b));
+    ck_assert_int_eq(node_threads(t, n, a), 1);
+    ck_assert_int_eq(node_threads(t, n, b), 1);
+    n = td_plan_profile(pl, t, 8);
+    ck_assert_int_ne(td_plan_step_of(pl, a), td_plan_step_of(pl, r));
+    ck_assert_int_eq(node_threads(t, n, a), 2);
+    ck_assert_int_eq(node_threads(t, n, r), 1);
+    td_plan_free(pp);
+    td_plan_free(pl);
+    td_graph_free(g);
+}
+END_TEST
+
 /* The order keeps the arena small: a value read only at the end (d) is
  * computed when it is needed, not at the depth of its operand, so no more
  * than two [64, 64] buffers are ever live along the chain of transposes
@@ -1276,6 +1319,7 @@ int main(void)
     tcase_add_test(p, test_plan_outputs_bitwise);
     tcase_add_test(p, test_plan_concurrent_groups);
     tcase_add_test(p, test_plan_default_groups);
+    tcase_add_test(p, test_plan_group_balance);
     tcase_add_test(p, test_plan_flops);
     tcase_add_test(p, test_plan_schedule_defers);
     tcase_add_test(p, test_plan_bound_outputs);

@@ -20,14 +20,15 @@
 static const char usage[] =
     "usage: tandem-bench [--model NAME] [--batch N] [--threads N] [--steps N] [--warmup N]\n"
     "                    [--plans LIST] [--optimizer NAME] [--profile] [--top N]\n"
-    "                    [--parallel-cost X] [--group-cost X]\n"
+    "                    [--parallel-cost X] [--group-cost X] [--solo-cost X]\n"
     "                    [--layers N --d-model N --heads N --context N --dropout P]\n"
     "  --plans    comma-separated, of: grad, hvp, jvp (JVP of the logits), train (the\n"
     "             gradient plan and the optimizer's update); default grad,hvp\n"
     "  --batch    default: 16 for text models, 256 for wide-mlp, 128 otherwise\n"
     "  --optimizer  the update of the train plan (default adamw, with the GPT recipe's\n"
     "             beta2 0.95, weight decay 0.1, clipping at 1)\n"
-    "  --parallel-cost, --group-cost  the scheduler's thresholds (td_compile_options)\n";
+    "  --parallel-cost, --group-cost, --solo-cost  the scheduler's thresholds "
+    "(td_compile_options)\n";
 
 enum { REPS = 7 };
 
@@ -219,7 +220,7 @@ int main(int argc, char **argv)
 {
     const char *model = "mlp", *plans = "grad,hvp", *optimizer = "adamw";
     long long batch = 0, threads = 0, steps = 50, warmup = 20, top = 24;
-    double parallel_cost = 0, group_cost = 0;
+    double parallel_cost = 0, group_cost = 0, solo_cost = 0;
     int profile = 0;
     struct td_model_config mc = {.dropout = -1};
     const struct td_opt opts[] = {
@@ -235,6 +236,7 @@ int main(int argc, char **argv)
         {"--top", TD_OPT_INT, &top, 0, 1e9},
         {"--parallel-cost", TD_OPT_FLOAT, &parallel_cost, 0, 1e18},
         {"--group-cost", TD_OPT_FLOAT, &group_cost, 0, 1e18},
+        {"--solo-cost", TD_OPT_FLOAT, &solo_cost, 0, 1e18},
     };
     int r = td_cli_parse("bench", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
@@ -267,7 +269,8 @@ int main(int argc, char **argv)
     struct td_compile_options co = {.num_threads = (int)threads,
                                     .profile = profile,
                                     .parallel_cost = parallel_cost,
-                                    .group_cost = group_cost};
+                                    .group_cost = group_cost,
+                                    .solo_cost = solo_cost};
     enum td_status st = td_graph_status(g);
     if (st == TD_OK) st = td_step_graph_init(&sgr, g, m.loss);
     if (st == TD_OK && listed(plans, "jvp")) st = jvp_outputs(g, m.logits, jvp_outs);
