@@ -15,7 +15,8 @@
 #             AdamW step (gradient, clipping, update)
 #   gpt-hvp   the same GPT: gradient + HVP (slow in PyTorch: double backward)
 #   epoch     one epoch of the seed MLP on Fashion-MNIST, Adam, batch 128, with the
-#             evaluation on the test set (the loop's whole time, not start-up)
+#             evaluation on the test set (the loop's whole time, not start-up; the
+#             files tandem train writes after it are reported apart)
 # --quick runs one round of small versions of mlp, wide-mlp and gpt (under a
 # minute on a quiet 2-core machine); tests/meson.build runs it.
 # Medians over rounds; the range (min-max) shows the spread. Peak RSS is per
@@ -95,7 +96,7 @@ wl_measures() {
     wide-mlp) echo "grad_step|gradient" ;;
     gpt) echo "grad_step|gradient train_step|AdamW_step" ;;
     gpt-hvp) echo "grad_hvp_step|gradient+HVP" ;;
-    epoch) echo "epoch|epoch_incl._evaluation" ;;
+    epoch) echo "epoch|steps+evaluation" ;;
     esac
 }
 wl_title() {
@@ -118,10 +119,13 @@ run_one() {
         if [ "$sys" = tandem ]; then
             measure "$build/tools/tandem" train --optimizer adam --lr 0.002 --batch 128 --epochs 1 \
                 --threads "$threads" --out "$tmp/epoch_out" |
-                awk '/^done in/ { sub("s;", "", $3); print "epoch_ms", 1000 * $3 } /^peak_rss_mb/' >"$f"
-            # The training time, the plans' part of it and the evaluation's.
-            awk -F, 'NR == 2 { print "epoch_train_ms", 1000 * $7; print "epoch_plan_ms", 1000 * $9
-                print "epoch_eval_ms", 1000 * $10 }' "$tmp/epoch_out/evals.csv" >>"$f"
+                awk '/^done in/ { sub("s;", "", $3); print "epoch_run_ms", 1000 * $3 } /^peak_rss_mb/' >"$f"
+            # The epoch as PyTorch's loop times it: training steps and
+            # evaluation (evals.csv), without the weights and checkpoint
+            # files `tandem train` then writes (the rest of epoch_run_ms).
+            awk -F, 'NR == 2 { print "epoch_ms", 1000 * ($7 + $10); print "epoch_train_ms", 1000 * $7
+                print "epoch_plan_ms", 1000 * $9; print "epoch_eval_ms", 1000 * $10 }' \
+                "$tmp/epoch_out/evals.csv" >>"$f"
         else
             measure "${torch_env[@]}" /usr/bin/python3 "$here/bench_torch.py" --epoch --batch 128 \
                 --threads "$threads" --data "$fmnist" |
@@ -156,6 +160,7 @@ for w in "${workloads[@]}"; do
     active+=("$w")
 done
 for r in $(seq 1 "$rounds"); do
+    "$build/tools/tandem-peak" --round-trip >>"$tmp/round_trip"
     for w in "${active[@]}"; do
         # Alternate which system goes first, so neither always runs on a
         # machine the other has just warmed or heated.
@@ -173,6 +178,7 @@ load_end=$(load1)
 peak=$(cat "$tmp"/peak.* | awk '$1 == "peak_gflops" && $2 > m { m = $2 } END { print m }')
 peak1=$(cat "$tmp"/peak.* | awk '$1 == "peak_1thr_gflops" && $2 > m { m = $2 } END { print m }')
 wall=$(cat "$tmp"/peak.* | awk '$1 == "peak_wall_gflops" { printf "%s%s", n++ ? ", " : "", $2 }')
+trips=$(awk '{ printf "%s%.0f", n++ ? ", " : "", $2 }' "$tmp/round_trip")
 commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 torch_ver=$( ([ $torch_ok = 1 ] && /usr/bin/python3 -c 'import torch; print(torch.__version__)') || echo none)
 
@@ -191,6 +197,7 @@ echo "workload,measure,gflop,tandem_ms,tandem_min_ms,tandem_max_ms,tandem_gflops
     echo "Tandem $commit against PyTorch $torch_ver, $threads threads, median of $rounds alternating round(s) (range min-max)."
     echo "FMA peak measured in the same run (tandem-peak): $peak GFLOP/s on $threads cores ($peak1 on one);"
     echo "wall-clock rate of the peak runs $wall GFLOP/s; load average $load_start at the start, $load_end at the end."
+    echo "Core-to-core round trip before each round (tandem-peak --round-trip; about 55 ns: cores one cache hop apart, about 300: two): $trips ns."
     [ -n "$busy_start" ] && echo "Busy processes at the start: $busy_start."
     echo
     echo "| workload | measure | GFLOP | Tandem ms | % of peak | PyTorch ms | % of peak | Tandem / PyTorch | RSS MB (Tandem / PyTorch) |"
@@ -232,9 +239,10 @@ for w in "${active[@]}"; do
     read -r tr _ <<<"$(values epoch tandem epoch_train_ms | stats)"
     read -r pl _ <<<"$(values epoch tandem epoch_plan_ms | stats)"
     read -r ev _ <<<"$(values epoch tandem epoch_eval_ms | stats)"
-    awk -v e="$e" -v tr="$tr" -v pl="$pl" -v ev="$ev" 'BEGIN { if (e > 0 && tr > 0)
-        printf "\nTandem epoch (medians): %.0f ms in all, %.0f ms of training steps (%.0f%% in plans), evaluation %.0f ms; the loop outside plans (training steps less their plans, checkpoint and weights) %.0f ms = %.0f%% of the epoch.\n",
-            e, tr, 100 * pl / tr, ev, e - pl - ev, 100 * (e - pl - ev) / e }' >>"$md"
+    read -r ru _ <<<"$(values epoch tandem epoch_run_ms | stats)"
+    awk -v e="$e" -v tr="$tr" -v pl="$pl" -v ev="$ev" -v ru="$ru" 'BEGIN { if (e > 0 && tr > 0)
+        printf "\nTandem epoch (medians): %.0f ms of training steps (%.0f%% in plans) and %.0f ms of evaluation; the loop outside plans (training steps less their plans) %.0f ms = %.0f%% of the epoch. Writing weights.h5 and checkpoint.h5 (not in PyTorch'"'"'s loop) takes the whole run to %.0f ms.\n",
+            tr, 100 * pl / tr, ev, tr - pl, 100 * (tr - pl) / e, ru }' >>"$md"
 done
 if [ $torch_ok = 0 ]; then
     echo >>"$md"

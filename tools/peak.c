@@ -10,15 +10,22 @@
  * Prints `key value` lines (GFLOP/s, a multiply-add counted as 2 FLOPs).
  * The rates are taken over each thread's CPU time, so another process
  * holding a core for a while does not lower them; peak_wall_gflops is the
- * wall-clock rate, which shows how quiet the machine was. */
+ * wall-clock rate, which shows how quiet the machine was.
+ *
+ * core_round_trip_ns: two threads hand a cache line back and forth; the
+ * median time of one round trip. On the same virtual machine it moves
+ * between about 55 ns (the two cores one cache hop apart) and 300 ns (two
+ * hops: another core complex), for minutes at a time, and with it every
+ * time that hands data between cores. --round-trip measures only that. */
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "tools/cli.h"
 
-static const char usage[] = "usage: tandem-peak [--threads N] [--seconds S]\n";
+static const char usage[] = "usage: tandem-peak [--threads N] [--seconds S] [--round-trip]\n";
 
 enum { CHAINS = 12 };
 
@@ -140,16 +147,64 @@ static long calibrate(void (*kernel)(long), double seconds)
     }
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median over bursts of the time two threads take to pass a counter there
+ * and back through one cache line, in ns; NAN with fewer than 2 cores
+ * (two threads spinning on one core would wait out time slices). */
+static double core_round_trip_ns(void)
+{
+    enum { BURSTS = 9, TRIPS = 20000 };
+    if (omp_get_num_procs() < 2) return 0.0 / 0.0;
+    static _Alignas(64) atomic_long turn;
+    double t[BURSTS];
+    for (int b = 0; b < BURSTS; b++) {
+        int team = 0;
+        double t0 = 0, t1 = 0;
+        atomic_store(&turn, 0);
+#pragma omp parallel num_threads(2)
+        {
+            long me = omp_get_thread_num();
+#pragma omp master
+            team = omp_get_num_threads();
+#pragma omp barrier
+            if (team == 2) {
+#pragma omp master
+                t0 = omp_get_wtime();
+                for (long i = 0; i < TRIPS; i++) {
+                    while (atomic_load_explicit(&turn, memory_order_acquire) != 2 * i + me)
+                        ;
+                    atomic_store_explicit(&turn, 2 * i + me + 1, memory_order_release);
+                }
+#pragma omp master
+                t1 = omp_get_wtime();
+            }
+        }
+        if (team != 2) return 0.0 / 0.0;
+        t[b] = (t1 - t0) / TRIPS * 1e9;
+    }
+    qsort(t, BURSTS, sizeof(t[0]), cmp_double);
+    return t[BURSTS / 2];
+}
+
 int main(int argc, char **argv)
 {
     long long threads = 0;
     double seconds = 0.1;
+    int round_trip_only = 0;
     const struct td_opt opts[] = {
         {"--threads", TD_OPT_INT, &threads, 1, 1024},
         {"--seconds", TD_OPT_FLOAT, &seconds, 1e-3, 60},
+        {"--round-trip", TD_OPT_FLAG, &round_trip_only, 0, 0},
     };
     int r = td_cli_parse("peak", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
+    printf("core_round_trip_ns %.1f\n", core_round_trip_ns());
+    if (round_trip_only) return 0;
     int all = threads > 0 ? (int)threads : omp_get_max_threads();
     __builtin_cpu_init();
     int has_ymm = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
