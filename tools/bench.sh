@@ -160,7 +160,6 @@ for w in "${workloads[@]}"; do
     active+=("$w")
 done
 for r in $(seq 1 "$rounds"); do
-    "$build/tools/tandem-peak" --round-trip >>"$tmp/round_trip"
     for w in "${active[@]}"; do
         # Alternate which system goes first, so neither always runs on a
         # machine the other has just warmed or heated.
@@ -168,7 +167,11 @@ for r in $(seq 1 "$rounds"); do
         for sys in $order; do
             [ "$sys" = torch ] && [ $torch_ok = 0 ] && continue
             echo "bench.sh: round $r/$rounds, $w, $sys" >&2
+            rt_before=$("$build/tools/tandem-peak" --round-trip)
             run_one "$w" "$sys" "$r"
+            { echo "${rt_before/core_round_trip_ns/rt_before_ns}"
+                "$build/tools/tandem-peak" --round-trip | sed 's/core_round_trip_ns/rt_after_ns/'; } \
+                >>"$tmp/$w.$sys.$r"
         done
     done
 done
@@ -178,17 +181,25 @@ load_end=$(load1)
 peak=$(cat "$tmp"/peak.* | awk '$1 == "peak_gflops" && $2 > m { m = $2 } END { print m }')
 peak1=$(cat "$tmp"/peak.* | awk '$1 == "peak_1thr_gflops" && $2 > m { m = $2 } END { print m }')
 wall=$(cat "$tmp"/peak.* | awk '$1 == "peak_wall_gflops" { printf "%s%s", n++ ? ", " : "", $2 }')
-trips=$(awk '{ printf "%s%.0f", n++ ? ", " : "", $2 }' "$tmp/round_trip")
+trips=$(cat "$tmp"/*.*.* | awk '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < 150) f++ }
+    END { printf "%d of %d", f, n }')
 commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 torch_ver=$( ([ $torch_ok = 1 ] && /usr/bin/python3 -c 'import torch; print(torch.__version__)') || echo none)
 
 # Median, min and max of a list of numbers.
 stats() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan nan nan"; exit }
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'; }
-values() { # workload system key
+values() { # workload system key [phase]
     for r in $(seq 1 "$rounds"); do
+        [ -n "${4:-}" ] && [ "$(round_phase "$1" "$r")" != "$4" ] && continue
         [ -f "$tmp/$1.$2.$r" ] && get "$3" "$(cat "$tmp/$1.$2.$r")"
     done | grep -v '^$' || true
+}
+# near (every round trip around both systems' runs of the round under
+# 150 ns), far (all over) or mixed.
+round_phase() {
+    cat "$tmp/$1".*."$2" 2>/dev/null | awk '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < 150) f++ }
+        END { print n == 0 ? "mixed" : f == n ? "near" : f == 0 ? "far" : "mixed" }'
 }
 
 csv="$out/bench.csv" md="$out/bench.md"
@@ -197,7 +208,7 @@ echo "workload,measure,gflop,tandem_ms,tandem_min_ms,tandem_max_ms,tandem_gflops
     echo "Tandem $commit against PyTorch $torch_ver, $threads threads, median of $rounds alternating round(s) (range min-max)."
     echo "FMA peak measured in the same run (tandem-peak): $peak GFLOP/s on $threads cores ($peak1 on one);"
     echo "wall-clock rate of the peak runs $wall GFLOP/s; load average $load_start at the start, $load_end at the end."
-    echo "Core-to-core round trip before each round (tandem-peak --round-trip; about 55 ns: cores one cache hop apart, about 300: two): $trips ns."
+    echo "Core-to-core round trip (tandem-peak --round-trip) before and after each run: about 55 ns when this VM's two cores are one cache hop apart, about 300 when two; $trips readings under 150 ns."
     [ -n "$busy_start" ] && echo "Busy processes at the start: $busy_start."
     echo
     echo "| workload | measure | GFLOP | Tandem ms | % of peak | PyTorch ms | % of peak | Tandem / PyTorch | RSS MB (Tandem / PyTorch) |"
@@ -231,6 +242,35 @@ for w in "${active[@]}"; do
                 pp == "" ? "-" : sprintf("%.0f%%", pp), ratio == "" ? "-" : sprintf("%.2f", ratio),
                 trss == "" ? "-" : trss, prss == "" ? "-" : prss >> md
         }'
+    done
+done
+# The same medians over the rounds whose runs (both systems) all saw the
+# cores near or all far: this VM's phase moves both frameworks' times.
+{
+    echo
+    echo "By phase: rounds whose runs, both systems', all saw the cores one hop apart (near) or all two (far)."
+    echo
+    echo "| workload | measure | phase | rounds | Tandem ms | % of peak | PyTorch ms | % of peak | Tandem / PyTorch |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+} >>"$md"
+for w in "${active[@]}"; do
+    for m in $(wl_measures "$w"); do
+        key=${m%%|*} label=${m#*|}
+        label=${label//_/ }
+        gf=$(values "$w" tandem "${key}_gflop" | head -1)
+        for ph in near far; do
+            n=$(values "$w" tandem "${key}_ms" "$ph" | wc -l)
+            [ "$n" -gt 0 ] || continue
+            read -r tm _ <<<"$(values "$w" tandem "${key}_ms" "$ph" | stats)"
+            read -r pm _ <<<"$(values "$w" torch "${key}_ms" "$ph" | stats)"
+            awk -v title="$(wl_title "$w")" -v label="$label" -v ph="$ph" -v n="$n" -v gf="${gf:-}" \
+                -v tm="$tm" -v pm="$pm" -v peak="$peak" 'BEGIN {
+                tp = (gf != "" && tm > 0 && peak > 0) ? sprintf("%.0f%%", 100 * gf / (tm / 1000) / peak) : "-"
+                pp = (gf != "" && pm != "nan" && pm > 0 && peak > 0) ? sprintf("%.0f%%", 100 * gf / (pm / 1000) / peak) : "-"
+                printf "| %s | %s | %s | %d | %.3f | %s | %s | %s | %s |\n", title, label, ph, n, tm, tp,
+                    pm == "nan" ? "-" : sprintf("%.3f", pm), pp, (pm != "nan" && pm > 0) ? sprintf("%.2f", tm / pm) : "-"
+            }' >>"$md"
+        done
     done
 done
 for w in "${active[@]}"; do
