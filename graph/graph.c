@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "graph/rng.h"
 #include "ops/op.h"
 
@@ -379,26 +380,6 @@ static void init_values(float *v, size_t count, const struct td_shape *s, struct
     }
 }
 
-/* Grows the block *at (inside the allocation *raw) to n floats, keeping the
- * first `had`, zero beyond them, 64-byte aligned: the optimizers' vector
- * loops split the store at 64-byte boundaries, so no access of theirs
- * straddles two cache lines (see optim/par.h). realloc keeps large blocks
- * from being copied (or held twice) as parameters are added; when it moves
- * the block to another alignment, the floats move to the aligned start.
- * 0, with the block as it was, when memory runs out. */
-static int grow_block(void **raw, float **at, size_t had, size_t n)
-{
-    size_t old_off = *raw ? (size_t)((char *)*at - (char *)*raw) : 0;
-    char *r = realloc(*raw, n * sizeof(float) + 64);
-    if (!r) return 0;
-    size_t off = (size_t)(-(uintptr_t)r & 63);
-    if (off != old_off && had) memmove(r + off, r + old_off, had * sizeof(float));
-    *raw = r;
-    *at = (float *)(r + off);
-    memset(*at + had, 0, (n - had) * sizeof(float));
-    return 1;
-}
-
 static int grow_params(struct td_graph *g, size_t total)
 {
     struct td_params *p = &g->params;
@@ -409,11 +390,13 @@ static int grow_params(struct td_graph *g, size_t total)
         p->info = info;
         g->params_cap = c;
     }
-    if (!grow_block(&g->params_raw[0], &p->value, p->total, total) ||
-        !grow_block(&g->params_raw[1], &p->dir, p->total, total))
+    /* Slots 0 to 2; the optimizers' blocks take the next ones. */
+    if (!td_float_block_grow(&g->params_raw[0], &p->value, p->total, total, 0) ||
+        !td_float_block_grow(&g->params_raw[1], &p->dir, p->total, total, 1))
         return 0;
     /* grad | tangent | one spare float, in one block (see graph.h). */
-    if (!grow_block(&g->params_raw[2], &p->grad, p->grad ? 2 * p->total + 1 : 0, 2 * total + 1))
+    if (!td_float_block_grow(&g->params_raw[2], &p->grad, p->grad ? 2 * p->total + 1 : 0,
+                             2 * total + 1, 2))
         return 0;
     float *d = p->grad;
     memmove(d + total, d + p->total, p->total * sizeof(float));

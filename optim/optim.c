@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/memory.h"
 #include "optim/optim_impl.h"
 #include "optim/reduce.h"
 
@@ -158,17 +159,6 @@ static int check_config(const struct td_optim_method *m, const struct td_optim_c
     return 0;
 }
 
-/* 64-byte aligned, zeroed, at least one cache line so a store of 0 floats
- * still gets a valid pointer. */
-static float *alloc_block(size_t n)
-{
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    if (bytes == 0) bytes = 64;
-    float *b = aligned_alloc(64, bytes);
-    if (b) memset(b, 0, bytes);
-    return b;
-}
-
 struct td_optim *td_optim_new(const char *name, const struct td_optim_config *cfg,
                               const struct td_params *p, char *err, size_t errlen)
 {
@@ -190,10 +180,12 @@ struct td_optim *td_optim_new(const char *name, const struct td_optim_config *cf
     o->m = m;
     o->cfg = c;
     o->n = p->total;
+    /* Slots after the parameter store's three (see graph/memory.h). */
     for (int i = 0; i < m->n_state; i++)
-        if (!(o->state[i] = alloc_block(o->n))) goto nomem;
+        if (!td_float_block_grow(&o->state_raw[i], &o->state[i], 0, o->n, 3 + i)) goto nomem;
     for (int i = 0; i < m->n_work; i++)
-        if (!(o->work[i] = alloc_block(o->n))) goto nomem;
+        if (!td_float_block_grow(&o->work_raw[i], &o->work[i], 0, o->n, 3 + m->n_state + i))
+            goto nomem;
     /* The one scalar so far is hessian-free's damping, which starts at
      * the configured value. */
     if (m->n_scalars) o->scalar[0] = c.damping;
@@ -208,8 +200,8 @@ nomem:
 void td_optim_free(struct td_optim *o)
 {
     if (!o) return;
-    for (int i = 0; i < TD_OPTIM_MAX_STATE; i++) free(o->state[i]);
-    for (int i = 0; i < TD_OPTIM_MAX_WORK; i++) free(o->work[i]);
+    for (int i = 0; i < TD_OPTIM_MAX_STATE; i++) free(o->state_raw[i]);
+    for (int i = 0; i < TD_OPTIM_MAX_WORK; i++) free(o->work_raw[i]);
     free(o);
 }
 

@@ -60,9 +60,10 @@ struct td_optim {
     int dir_ready; /* td_optim_direction ran since the last step */
     int has_sumsq; /* grad_sumsq holds the next step's gradient's sum of squares */
     double grad_sumsq;
-    float *state[TD_OPTIM_MAX_STATE];
+    float *state[TD_OPTIM_MAX_STATE]; /* inside state_raw[i] */
     double scalar[TD_OPTIM_MAX_SCALARS];
-    float *work[TD_OPTIM_MAX_WORK];
+    float *work[TD_OPTIM_MAX_WORK]; /* inside work_raw[i] */
+    void *state_raw[TD_OPTIM_MAX_STATE], *work_raw[TD_OPTIM_MAX_WORK];
     const struct td_optim_oracle *oracle;
     struct td_optim_stats stats;
     char err[TD_MSG_MAX];

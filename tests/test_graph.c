@@ -11,6 +11,7 @@
 #include <xmmintrin.h>
 
 #include "graph/autodiff.h"
+#include "graph/memory.h"
 #include "graph/node.h"
 #include "ops/layers.h"
 #include "ops/op.h"
@@ -389,6 +390,34 @@ START_TEST(test_store_aligned)
     }
     ck_assert_float_eq(p->tangent[p->total], 0.0f);
     td_graph_free(g);
+}
+END_TEST
+
+/* Float blocks of successive slots start 1 KiB apart modulo 4 KiB past
+ * their 64-byte alignment (so loops over several never see their accesses
+ * 4 KiB apart), and growing a block keeps its values and zeroes the rest. */
+START_TEST(test_float_block_slots)
+{
+    for (int slot = 0; slot < 6; slot++) {
+        void *raw = NULL;
+        float *at = NULL;
+        size_t had = 0;
+        for (size_t n = 10; n < 400000; n = n * 7 + 3) {
+            ck_assert(td_float_block_grow(&raw, &at, had, n, slot));
+            size_t off = (size_t)((char *)at - (char *)raw);
+            ck_assert_msg((uintptr_t)at % 64 == 0, "slot %d, %zu floats: not 64-byte aligned", slot,
+                          n);
+            ck_assert_msg(off / 64 * 64 == (size_t)(slot % 4) * 1024,
+                          "slot %d, %zu floats: %zu bytes in", slot, n, off);
+            for (size_t i = 0; i < had; i++) ck_assert_float_eq(at[i], (float)i);
+            for (size_t i = had; i < n; i++) {
+                ck_assert_float_eq(at[i], 0.0f);
+                at[i] = (float)i;
+            }
+            had = n;
+        }
+        free(raw);
+    }
 }
 END_TEST
 
@@ -1312,6 +1341,7 @@ int main(void)
     tcase_add_test(b, test_vjp_needs_seed);
     tcase_add_test(b, test_param_names);
     tcase_add_test(b, test_store_aligned);
+    tcase_add_test(b, test_float_block_slots);
     suite_add_tcase(s, b);
     TCase *p = tcase_create("planner");
     tcase_add_test(p, test_plan_liveness);
