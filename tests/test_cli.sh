@@ -34,6 +34,16 @@ expect "help" 0 "usage: tandem train" -- "$tandem" train --help
 expect "inspect prints plans" 0 "gradient\+HVP +[0-9]+ nodes" -- "$tandem" inspect --graph hvp --dot "$work/g.dot"
 if head -1 "$work/g.dot" | grep -q "^digraph" && [ "$(grep -c -- '->' "$work/g.dot")" -gt 50 ]; then
     ok "inspect writes Graphviz DOT"; else bad "inspect --dot wrote: $(head -c 200 "$work/g.dot")"; fi
+# --live: the buffers at the fullest step hold no more than the arena, every
+# one is live at that step, and together they make the total it prints.
+"$tandem" inspect --graph hvp --live 1000 >"$work/live.txt" 2>&1
+if awk '/^most live at step/ { step = $5; total = $8; arena = $14 + 0; found = 1; next }
+    found && $1 ~ /^[0-9.]+$/ { split($2, r, "-"); if (r[1] > step || r[2] < step) bad = 1
+        sum += $1; rows++ }
+    END { exit !(found && rows > 2 && !bad && total > 0 && total <= arena + 0.005 &&
+        sum > total - 0.005 * rows && sum < total + 0.005 * rows) }' "$work/live.txt"; then
+    ok "inspect --live lists the buffers of the fullest step"
+else bad "inspect --live printed: $(tail -12 "$work/live.txt")"; fi
 expect "check agrees with finite differences" 0 "derivatives agree" -- "$tandem" check --batch 32
 expect "check on a smooth model over all parameters" 0 "derivatives agree" -- \
     "$tandem" check --model mlp-gelu --all-params --batch 32
