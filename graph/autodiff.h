@@ -33,7 +33,13 @@ enum td_status td_jvp(struct td_graph *g, struct td_node *const *wrt,
  * Builds, for each parameter i: grads[i] = dL/dtheta_i and, when hvps is not
  * NULL, hvps[i] = (H dir)_i by forward over reverse. dirs (may be NULL)
  * receives the direction input nodes (name "<param>:dir") that plans bind to
- * the store. Arrays hold td_graph_params(g)->count entries. */
+ * the store. Arrays hold td_graph_params(g)->count entries.
+ * Unlike td_jvp over the gradients, the backward pass's tangent rules read a
+ * recomputed tangent of each elementwise forward node whose operands and
+ * operand tangents the backward pass reads anyway (a GELU's), so that
+ * tangent is not kept alive from the forward pass to the backward one: the
+ * same bits, one elementwise pass more, a smaller arena (the GPT's: 310
+ * instead of 327 MB). */
 enum td_status td_grad_hvp(struct td_graph *g, struct td_node *loss, struct td_node **grads,
                            struct td_node **hvps, struct td_node **dirs);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "graph/autodiff.h"
+#include "graph/node.h"
 #include "ops/layers.h"
 #include "ops/ops.h"
 #include "tests/testutil.h"
@@ -584,6 +585,69 @@ START_TEST(test_tiny_gpt)
 }
 END_TEST
 
+/* td_grad_hvp recomputes, in the backward pass, the tangent of an
+ * elementwise node whose operands and their tangents that pass reads anyway
+ * (each GELU's), instead of keeping it from the forward pass: the plan of
+ * its gradients and HVPs gives the bits of plain td_jvp over the same
+ * gradients, with more nodes and an arena no larger. For the ReLU network
+ * nothing is recomputed (the backward pass reads only the ReLUs' masks, whose
+ * tangents are zero): the two plans are the same size. */
+static void compare_with_plain_jvp(struct model *m, int expect_recompute)
+{
+    struct td_graph *g = m->g;
+    struct td_node *theta[MAX_PARAMS], *dir[MAX_PARAMS], *plain[MAX_PARAMS];
+    for (int i = 0; i < m->np; i++) {
+        theta[i] = m->p->info[i].node;
+        dir[i] = td_graph_dir_input(g, i);
+    }
+    ck_assert_int_eq(td_jvp(g, theta, dir, m->np, m->grad, m->np, plain), TD_OK);
+    for (size_t k = 0; k < m->total; k++) m->p->dir[k] = (float)cos(3.0 * (double)k);
+    struct td_node *outs[2][2 * MAX_PARAMS];
+    for (int i = 0; i < m->np; i++) {
+        outs[0][i] = outs[1][i] = m->grad[i];
+        outs[0][m->np + i] = m->hvp[i];
+        outs[1][m->np + i] = plain[i];
+    }
+    struct td_compile_options o = {.num_threads = 1};
+    struct td_plan *pr = td_compile(g, outs[0], 2 * m->np, &o);
+    struct td_plan *pp = td_compile(g, outs[1], 2 * m->np, &o);
+    ck_assert_msg(pr && pp, "td_compile: %s", td_graph_error(g));
+    struct td_plan_stats sr, sp;
+    td_plan_get_stats(pr, &sr);
+    td_plan_get_stats(pp, &sp);
+    if (expect_recompute)
+        ck_assert_msg(sr.num_nodes > sp.num_nodes && sr.arena_bytes <= sp.arena_bytes,
+                      "%s: %d nodes, arena %zu with recomputed tangents; %d, %zu without", m->name,
+                      sr.num_nodes, sr.arena_bytes, sp.num_nodes, sp.arena_bytes);
+    else
+        ck_assert_msg(sr.num_nodes == sp.num_nodes && sr.arena_bytes == sp.arena_bytes,
+                      "%s: %d nodes, arena %zu; plain %d, %zu", m->name, sr.num_nodes,
+                      sr.arena_bytes, sp.num_nodes, sp.arena_bytes);
+    ck_assert_int_eq(td_run(pr, m->feeds, m->n_data_feeds), TD_OK);
+    ck_assert_int_eq(td_run(pp, m->feeds, m->n_data_feeds), TD_OK);
+    for (int i = 0; i < m->np; i++) {
+        size_t n = (size_t)td_shape_numel(td_node_shape(m->hvp[i]));
+        const float *a = td_plan_output(pr, m->np + i), *b = td_plan_output(pp, m->np + i);
+        ck_assert_msg(memcmp(a, b, n * sizeof(float)) == 0, "%s: H v of %s differs", m->name,
+                      m->p->info[i].name);
+    }
+    td_plan_free(pr);
+    td_plan_free(pp);
+}
+
+START_TEST(test_hvp_recomputes_tangents)
+{
+    struct model m;
+    build_tiny_gpt(&m);
+    compare_with_plain_jvp(&m, 1);
+    model_free(&m);
+    const int sizes[] = {784, 128, 64, 10};
+    build_mlp(&m, "mlp 784-128-64-10 relu", sizes, 4, ACT_RELU, 8);
+    compare_with_plain_jvp(&m, 0);
+    model_free(&m);
+}
+END_TEST
+
 /* A small CNN on fixed data: conv2d 3->4 (3x3, padding 1), the activation,
  * a pooling, conv2d 4->5 (3x2, stride 2, dilation (1,2), padding 1), the
  * activation, a dense head and softmax cross-entropy. With tanh and average
@@ -664,6 +728,7 @@ int main(void)
     tcase_add_test(tc, test_broadcast_reduce);
     tcase_add_test(tc, test_attention_block);
     tcase_add_test(tc, test_tiny_gpt);
+    tcase_add_test(tc, test_hvp_recomputes_tangents);
     tcase_add_test(tc, test_small_cnn_tanh_avg_pool);
     tcase_add_test(tc, test_small_cnn_relu_max_pool);
     tcase_add_test(tc, test_product_cotangents_accumulate);
