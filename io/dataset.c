@@ -1,5 +1,6 @@
 #include "io/dataset.h"
 
+#include <immintrin.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,30 @@ float td_dataset_value(const struct td_dataset *d, int64_t i)
 }
 
 /* x [count] from pixel bytes [count]: the same division as
- * td_dataset_value, so both give the same bits (it vectorizes). */
+ * td_dataset_value, so both give the same bits. Where x is 64-byte aligned
+ * the floats go out by streaming stores: a batch written here is read by
+ * the plan's first product on every core, and ordinary stores must first
+ * take each line back from the caches that read the last batch. When this
+ * VM's two cores sit two cache hops apart, an evaluation batch of 128
+ * images took 97-101 us to copy so and 14 us streamed, and the Adam epoch's
+ * loop outside its plans 76-86 ms against 39-44; one hop apart the epoch
+ * takes the same time either way (the copies 2 ms less, the plans, reading
+ * the batch from memory, 2 ms more). */
 static void pixels_to_floats(float *restrict x, const uint8_t *restrict b, int64_t count)
 {
-    for (int64_t i = 0; i < count; i++) x[i] = (float)b[i] / 255.0f;
+    int64_t i = 0;
+#ifdef __AVX512F__
+    if (((uintptr_t)x & 63) == 0 && count >= 16) {
+        const __m512 d = _mm512_set1_ps(255.0f);
+        for (; i + 16 <= count; i += 16) {
+            __m128i u8 = _mm_loadu_si128((const __m128i *)(b + i));
+            __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(u8));
+            _mm512_stream_ps(x + i, _mm512_div_ps(v, d));
+        }
+        _mm_sfence();
+    }
+#endif
+    for (; i < count; i++) x[i] = (float)b[i] / 255.0f;
 }
 
 void td_dataset_copy_samples(const struct td_dataset *d, int64_t first, int64_t count, float *x)

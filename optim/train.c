@@ -128,12 +128,22 @@ static enum td_status check_model(const struct td_train_model *m, const struct t
     return TD_OK;
 }
 
+/* A zeroed batch buffer, 64-byte aligned: rows of whole cache lines are
+ * then written by streaming stores (see io/dataset.c). NULL when out of
+ * memory. */
+static void *alloc_batch_buf(size_t bytes)
+{
+    void *b = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (b) memset(b, 0, bytes);
+    return b;
+}
+
 static enum td_status alloc_buffers(struct td_trainer *t, char *err, size_t errlen)
 {
     const struct td_source *src = t->src;
     for (int i = 0; i < src->n_bufs; i++) {
         size_t bytes = (size_t)td_shape_numel(&src->shape[i]) * td_dtype_size(src->dtype[i]);
-        t->bufs[i] = calloc(bytes, 1);
+        t->bufs[i] = alloc_batch_buf(bytes);
         if (!t->bufs[i]) return td_io_errf(TD_ERR_NOMEM, err, errlen, "train: out of memory");
         t->feeds[t->n_feeds++] = (struct td_feed){t->m->inputs[i], t->bufs[i]};
     }
@@ -447,7 +457,8 @@ enum td_status td_evaluate(const struct td_train_model *m, const struct td_sourc
     int n_feeds = 0;
     int32_t step_value = -1;
     for (int i = 0; i < src->n_bufs && st == TD_OK; i++) {
-        bufs[i] = calloc((size_t)td_shape_numel(&src->shape[i]), td_dtype_size(src->dtype[i]));
+        bufs[i] =
+            alloc_batch_buf((size_t)td_shape_numel(&src->shape[i]) * td_dtype_size(src->dtype[i]));
         if (!bufs[i]) st = td_io_errf(TD_ERR_NOMEM, err, errlen, "evaluate: out of memory");
         feeds[n_feeds++] = (struct td_feed){m->inputs[i], bufs[i]};
     }

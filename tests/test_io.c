@@ -673,6 +673,35 @@ START_TEST(batcher_pixels)
 }
 END_TEST
 
+/* Pixel rows become b / 255 with the division's bits for every byte value,
+ * whether the destination is 64-byte aligned (rows of whole cache lines,
+ * streamed out) or not (ordinary stores), tails of a row included. */
+START_TEST(pixels_every_byte)
+{
+    enum { F = 260 }; /* two rows: 520 floats, 32 vectors of 16 and a tail of 8 */
+    static uint8_t px[2 * F];
+    static int32_t y[2];
+    for (int i = 0; i < 2 * F; i++) px[i] = (uint8_t)(i * 7 + 3);
+    struct td_dataset d = {2, td_shape_from((const int64_t[]){F}, 1), NULL, y, 3, px};
+    float *buf = aligned_alloc(64, (2 * F + 16) * sizeof(float));
+    ck_assert_ptr_nonnull(buf);
+    for (int shift = 0; shift < 2; shift++) {
+        float *x = buf + shift;
+        td_dataset_copy_samples(&d, 0, 2, x);
+        for (int i = 0; i < 2 * F; i++) {
+            float want = (float)px[i] / 255.0f;
+            ck_assert_msg(memcmp(&x[i], &want, sizeof(float)) == 0,
+                          "byte %d at offset %d: %a, want %a", px[i], shift, (double)x[i],
+                          (double)want);
+        }
+    }
+    int seen[256] = {0};
+    for (int i = 0; i < 2 * F; i++) seen[px[i]] = 1;
+    for (int v = 0; v < 256; v++) ck_assert_msg(seen[v], "byte %d not covered", v);
+    free(buf);
+}
+END_TEST
+
 /* A batch large enough to be copied by several threads holds the same
  * bits as one thread's copy and as the rows copied one by one, in the
  * shuffled order. */
@@ -2045,6 +2074,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, batcher_seed_reproducible);
     tcase_add_test(tc, batcher_restore_position);
     tcase_add_test(tc, batcher_pixels);
+    tcase_add_test(tc, pixels_every_byte);
     tcase_add_test(tc, batcher_threads);
     tcase_add_test(tc, batcher_bad_args);
     tcase_add_test(tc, weights_round_trip);
