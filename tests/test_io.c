@@ -683,7 +683,7 @@ START_TEST(pixels_every_byte)
     static int32_t y[2];
     for (int i = 0; i < 2 * F; i++) px[i] = (uint8_t)(i * 7 + 3);
     struct td_dataset d = {2, td_shape_from((const int64_t[]){F}, 1), NULL, y, 3, px};
-    float *buf = aligned_alloc(64, (2 * F + 16) * sizeof(float));
+    float *buf = aligned_alloc(64, ((2 * F + 16) * sizeof(float) + 63) / 64 * 64);
     ck_assert_ptr_nonnull(buf);
     for (int shift = 0; shift < 2; shift++) {
         float *x = buf + shift;
