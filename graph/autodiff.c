@@ -186,8 +186,7 @@ static struct td_node *late_tangent(struct td_graph *g, struct remat *r, struct 
                                     struct td_node *f)
 {
     struct td_node *t = tan[f->id];
-    if (!t || !r || f->id >= r->late_from || !f->op || !(f->op->traits & TD_TRAIT_ELEMENTWISE))
-        return t;
+    if (!t || f->id >= r->late_from || !f->op || !(f->op->traits & TD_TRAIT_ELEMENTWISE)) return t;
     if (r->late_tan[f->id]) return r->late_tan[f->id];
     struct td_node *ts[TD_MAX_SRC] = {0};
     for (int s = 0; s < f->n_src; s++) {
@@ -265,7 +264,7 @@ static enum td_status jvp_run(struct td_graph *g, struct td_node *const *wrt,
         for (int s = 0; s < node->n_src; s++) {
             struct td_node *x = node->src[s];
             ts[s] = x->dtype != TD_F32     ? NULL
-                    : id >= late_from && r ? late_tangent(g, r, tan, x)
+                    : r && id >= late_from ? late_tangent(g, r, tan, x)
                                            : tan[x->id];
             any |= ts[s] != NULL;
         }

@@ -387,14 +387,15 @@ static int schedule(struct td_plan *p)
          * outweighs the rest of its group together runs first on every
          * thread (if it is worth splitting), the rest then as their own
          * group. They were all ready before this step, so any order holds. */
+        double cost[64], rest = 0;
         int heavy = 0;
-        double rest = 0;
-        for (int g = 1; g < n_group; g++)
-            if (node_cost(p->e[group[g]].node) > node_cost(p->e[group[heavy]].node)) heavy = g;
+        for (int g = 0; g < n_group; g++) {
+            cost[g] = node_cost(p->e[group[g]].node);
+            if (cost[g] > cost[heavy]) heavy = g;
+        }
         for (int g = 0; g < n_group; g++)
-            if (g != heavy) rest += node_cost(p->e[group[g]].node);
-        double hc = node_cost(p->e[group[heavy]].node);
-        if (n_group > 1 && hc > rest && hc >= p->solo_cost) {
+            if (g != heavy) rest += cost[g];
+        if (n_group > 1 && cost[heavy] > rest && cost[heavy] >= p->solo_cost) {
             add_step(p, group[heavy], T);
             group[heavy] = group[--n_group];
         }
