@@ -181,7 +181,9 @@ load_end=$(load1)
 peak=$(cat "$tmp"/peak.* | awk '$1 == "peak_gflops" && $2 > m { m = $2 } END { print m }')
 peak1=$(cat "$tmp"/peak.* | awk '$1 == "peak_1thr_gflops" && $2 > m { m = $2 } END { print m }')
 wall=$(cat "$tmp"/peak.* | awk '$1 == "peak_wall_gflops" { printf "%s%s", n++ ? ", " : "", $2 }')
-trips=$(cat "$tmp"/*.*.* | awk '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < 150) f++ }
+# A round trip under near_ns: the cores one cache hop apart.
+near_ns=150
+trips=$(cat "$tmp"/*.*.* | awk -v near="$near_ns" '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < near) f++ }
     END { printf "%d of %d", f, n }')
 commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 torch_ver=$( ([ $torch_ok = 1 ] && /usr/bin/python3 -c 'import torch; print(torch.__version__)') || echo none)
@@ -196,9 +198,9 @@ values() { # workload system key [phase]
     done | grep -v '^$' || true
 }
 # near (every round trip around both systems' runs of the round under
-# 150 ns), far (all over) or mixed.
+# near_ns), far (all over) or mixed.
 round_phase() {
-    cat "$tmp/$1".*."$2" 2>/dev/null | awk '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < 150) f++ }
+    cat "$tmp/$1".*."$2" 2>/dev/null | awk -v near="$near_ns" '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < near) f++ }
         END { print n == 0 ? "mixed" : f == n ? "near" : f == 0 ? "far" : "mixed" }'
 }
 
@@ -208,7 +210,7 @@ echo "workload,measure,gflop,tandem_ms,tandem_min_ms,tandem_max_ms,tandem_gflops
     echo "Tandem $commit against PyTorch $torch_ver, $threads threads, median of $rounds alternating round(s) (range min-max)."
     echo "FMA peak measured in the same run (tandem-peak): $peak GFLOP/s on $threads cores ($peak1 on one);"
     echo "wall-clock rate of the peak runs $wall GFLOP/s; load average $load_start at the start, $load_end at the end."
-    echo "Core-to-core round trip (tandem-peak --round-trip) before and after each run: about 55 ns when this VM's two cores are one cache hop apart, about 300 when two; $trips readings under 150 ns."
+    echo "Core-to-core round trip (tandem-peak --round-trip) before and after each run: about 55 ns when this VM's two cores are one cache hop apart, about 300 when two; $trips readings under $near_ns ns."
     [ -n "$busy_start" ] && echo "Busy processes at the start: $busy_start."
     echo
     echo "| workload | measure | GFLOP | Tandem ms | % of peak | PyTorch ms | % of peak | Tandem / PyTorch | RSS MB (Tandem / PyTorch) |"
