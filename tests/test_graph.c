@@ -487,10 +487,6 @@ struct mlp_plan {
     float *xd;
     int32_t *yd;
     struct td_feed feeds[2];
-    /* After mlp_bind: caller memory for outs[1 ..] (bound[0], the loss's,
-     * stays NULL) and the bindings that put them there, bind[i - 1]. */
-    float *bound[1 + 2 * 6];
-    struct td_binding bind[2 * 6];
 };
 
 /* The seed MLP at batch B with its gradient and HVP. */
@@ -531,7 +527,6 @@ static void mlp_free(struct mlp_plan *m)
     td_graph_free(m->g);
     free(m->xd);
     free(m->yd);
-    for (int i = 0; i < m->n_out; i++) free(m->bound[i]);
 }
 
 static struct td_plan *mlp_compile(struct mlp_plan *m, int no_reuse)
@@ -825,14 +820,16 @@ START_TEST(test_plan_concurrent_groups)
 }
 END_TEST
 
-/* Binds the MLP's gradients and HVPs (outputs 1 ..) into memory of their
- * own, m->bound, as the trainer binds them into the store (m->bind). */
-static void mlp_bind(struct mlp_plan *m)
+/* Memory for the MLP's gradients and HVPs (outputs 1 ..) and the bindings
+ * that put them there, as the trainer binds them into the store; mem[0]
+ * (the loss stays in the arena) is NULL. Free every mem[i]. */
+static void bind_derivatives(const struct mlp_plan *m, float **mem, struct td_binding *bind)
 {
+    mem[0] = NULL;
     for (int i = 1; i < m->n_out; i++) {
-        m->bound[i] = calloc((size_t)td_shape_numel(td_node_shape(m->outs[i])), sizeof(float));
-        ck_assert_ptr_nonnull(m->bound[i]);
-        m->bind[i - 1] = (struct td_binding){m->outs[i], m->bound[i]};
+        mem[i] = calloc((size_t)td_shape_numel(td_node_shape(m->outs[i])), sizeof(float));
+        ck_assert_ptr_nonnull(mem[i]);
+        bind[i - 1] = (struct td_binding){m->outs[i], mem[i]};
     }
 }
 
@@ -846,10 +843,13 @@ START_TEST(test_plan_default_groups)
 {
     struct mlp_plan m;
     mlp_build_batch(&m, 128);
-    mlp_bind(&m);
-    for (int n_out = 7; n_out <= m.n_out; n_out += m.n_out - 7) {
+    enum { N = 1 + 2 * 6 };
+    float *mem[N];
+    struct td_binding bind[N - 1];
+    bind_derivatives(&m, mem, bind);
+    for (int n_out = 7; n_out <= N; n_out += N - 7) {
         struct td_compile_options def = {
-            .num_threads = 2, .bindings = m.bind, .n_bindings = n_out - 1};
+            .num_threads = 2, .bindings = bind, .n_bindings = n_out - 1};
         struct td_compile_options none = def;
         none.group_cost = 1e12;
         struct td_plan *p = td_compile(m.g, m.outs, n_out, &def);
@@ -866,6 +866,7 @@ START_TEST(test_plan_default_groups)
         td_plan_free(p);
         td_plan_free(q);
     }
+    for (int i = 0; i < N; i++) free(mem[i]);
     mlp_free(&m);
 }
 END_TEST
@@ -1045,9 +1046,11 @@ START_TEST(test_run_hook)
 {
     struct mlp_plan m;
     mlp_build_batch(&m, 32);
-    mlp_bind(&m);
-    const int N = m.n_out;
-    struct td_compile_options o = {.num_threads = 2, .bindings = m.bind, .n_bindings = N - 1};
+    enum { N = 1 + 2 * 6 };
+    float *mem[N];
+    struct td_binding bind[N - 1];
+    bind_derivatives(&m, mem, bind);
+    struct td_compile_options o = {.num_threads = 2, .bindings = bind, .n_bindings = N - 1};
     struct td_plan *p = td_compile(m.g, m.outs, N, &o);
     ck_assert_msg(p != NULL, "td_compile: %s", td_graph_error(m.g));
     struct td_plan_stats st;
@@ -1080,6 +1083,7 @@ START_TEST(test_run_hook)
     ck_assert_msg(strstr(td_plan_error(p), "stopped by the hook at 3") != NULL, "message \"%s\"",
                   td_plan_error(p));
     td_plan_free(p);
+    for (int i = 0; i < N; i++) free(mem[i]);
     mlp_free(&m);
 }
 END_TEST
