@@ -27,6 +27,9 @@
 #define TD_PARALLEL_COST 262144.0
 #define TD_GROUP_COST 16384.0
 #define TD_SOLO_COST 65536.0
+/* Most nodes one concurrent step holds (the scheduler keeps a group on its
+ * stack). */
+#define TD_MAX_GROUP 64
 
 static size_t align_up(size_t n, size_t a)
 {
@@ -356,26 +359,30 @@ static int schedule(struct td_plan *p)
          * another, whatever their depths) and between the two costs. Nodes
          * the order would leave for later stay out, so a group holds no
          * more bytes live than the sequential order would. */
-        int group[64], n_group = 0;
+        int group[TD_MAX_GROUP], n_group = 0;
+        double cost[TD_MAX_GROUP];
+        cost[n_group] = c;
         group[n_group++] = k;
         sched_take(&s, p, best);
-        while (n_group < 64) {
+        while (n_group < TD_MAX_GROUP) {
             long long d;
             int i = sched_pick(&s, p, &d);
             if (i < 0) break;
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
             if (s.since[j] == s.round || cj < p->group_cost || cj >= p->parallel_cost) break;
+            cost[n_group] = cj;
             group[n_group++] = j;
             sched_take(&s, p, i);
         }
         /* Also any other such node that frees bytes: it would run before
          * every node that adds some anyway. */
-        for (int i = 0; i < s.n_ready && n_group < 64;) {
+        for (int i = 0; i < s.n_ready && n_group < TD_MAX_GROUP;) {
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
             if (p->e[j].where != TD_AT_ALIAS && s.since[j] < s.round && cj >= p->group_cost &&
                 cj < p->parallel_cost && sched_delta(&s, p, j) <= 0) {
+                cost[n_group] = cj;
                 group[n_group++] = j;
                 sched_take(&s, p, i);
                 i = 0;
@@ -387,12 +394,10 @@ static int schedule(struct td_plan *p)
          * outweighs the rest of its group together runs first on every
          * thread (if it is worth splitting), the rest then as their own
          * group. They were all ready before this step, so any order holds. */
-        double cost[64], rest = 0;
         int heavy = 0;
-        for (int g = 0; g < n_group; g++) {
-            cost[g] = node_cost(p->e[group[g]].node);
+        for (int g = 1; g < n_group; g++)
             if (cost[g] > cost[heavy]) heavy = g;
-        }
+        double rest = 0;
         for (int g = 0; g < n_group; g++)
             if (g != heavy) rest += cost[g];
         if (n_group > 1 && cost[heavy] > rest && cost[heavy] >= p->solo_cost) {
