@@ -183,8 +183,12 @@ peak1=$(cat "$tmp"/peak.* | awk '$1 == "peak_1thr_gflops" && $2 > m { m = $2 } E
 wall=$(cat "$tmp"/peak.* | awk '$1 == "peak_wall_gflops" { printf "%s%s", n++ ? ", " : "", $2 }')
 # A round trip under near_ns: the cores one cache hop apart.
 near_ns=150
-trips=$(cat "$tmp"/*.*.* | awk -v near="$near_ns" '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < near) f++ }
-    END { printf "%d of %d", f, n }')
+near_trips() { # FILE...: "NEAR TOTAL", the round-trip readings in the files under near_ns and all
+    cat "$@" 2>/dev/null | awk -v near="$near_ns" '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < near) f++ }
+        END { printf "%d %d\n", f, n }'
+}
+read -r n_near n_trips <<<"$(near_trips "$tmp"/*.*.*)"
+trips="$n_near of $n_trips"
 commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 torch_ver=$( ([ $torch_ok = 1 ] && /usr/bin/python3 -c 'import torch; print(torch.__version__)') || echo none)
 
@@ -200,8 +204,7 @@ values() { # workload system key [phase]
 # near (every round trip around both systems' runs of the round under
 # near_ns), far (all over) or mixed.
 round_phase() {
-    cat "$tmp/$1".*."$2" 2>/dev/null | awk -v near="$near_ns" '$1 ~ /^rt_(before|after)_ns$/ { n++; if ($2 < near) f++ }
-        END { print n == 0 ? "mixed" : f == n ? "near" : f == 0 ? "far" : "mixed" }'
+    near_trips "$tmp/$1".*."$2" | awk '{ print $2 == 0 ? "mixed" : $1 == $2 ? "near" : $1 == 0 ? "far" : "mixed" }'
 }
 
 csv="$out/bench.csv" md="$out/bench.md"
