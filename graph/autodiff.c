@@ -72,6 +72,30 @@ static struct td_node *accumulate(struct td_graph *g, struct td_node *prev, stru
     return add == m ? sum : td_reshape(g, sum, add->shape);
 }
 
+/* With td_graph_set_remat on: before node's VJP rule runs, each operand x
+ * whose op allows it (TD_TRAIT_REMAT) and that gets a cotangent (so its own
+ * VJP, which reads x's operands, will run too) is swapped for a copy of x
+ * recomputed from those operands (made once per x, in again[x]). The rule's
+ * nodes then read the copy, the scheduler computes it when the backward
+ * pass needs it, and x dies after the forward pass. saved[] gets the
+ * operands to put back. */
+static void swap_in_recomputed(struct td_graph *g, struct td_node *node, unsigned need,
+                               struct td_node **again, struct td_node **saved)
+{
+    for (int s = 0; s < node->n_src; s++) saved[s] = node->src[s];
+    for (int s = 0; s < node->n_src; s++) {
+        struct td_node *x = saved[s];
+        if (!(need & (1u << s)) || !x->op || !(x->op->traits & TD_TRAIT_REMAT)) continue;
+        if (!again[x->id]) {
+            again[x->id] = td_node_new(g, x->op, x->src, x->n_src, &x->attr);
+            if (!again[x->id]) return;
+            if (x->name) td_node_set_name(again[x->id], x->name);
+            again[x->id]->recomputed = 1;
+        }
+        node->src[s] = again[x->id];
+    }
+}
+
 enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *seed,
                       struct td_node *const *wrt, int n_wrt, struct td_node **out)
 {
@@ -101,8 +125,9 @@ enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *see
     int n = y->id + 1;
     unsigned char *dep = calloc((size_t)n + 1, 1), *live = calloc((size_t)n + 1, 1);
     struct td_node **ct = calloc((size_t)n + 1, sizeof(*ct));
-    if (!dep || !live || !ct) {
-        free(dep), free(live), free(ct);
+    struct td_node **again = td_graph_remat(g) ? calloc((size_t)n + 1, sizeof(*again)) : NULL;
+    if (!dep || !live || !ct || (td_graph_remat(g) && !again)) {
+        free(dep), free(live), free(ct), free(again);
         td_graph_fail(g, TD_ERR_NOMEM, "vjp: out of memory");
         return TD_ERR_NOMEM;
     }
@@ -123,9 +148,12 @@ enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *see
         for (int s = 0; s < node->n_src; s++)
             if (dep[node->src[s]->id] && node->src[s]->dtype == TD_F32) need |= 1u << s;
         if (!need) continue;
-        struct td_node *cts[TD_MAX_SRC] = {0};
+        struct td_node *cts[TD_MAX_SRC] = {0}, *saved[TD_MAX_SRC];
+        if (again) swap_in_recomputed(g, node, need, again, saved);
         int first_new = td_graph_num_nodes(g);
-        node->op->vjp(g, node, ct[id], need, cts);
+        if (td_graph_status(g) == TD_OK) node->op->vjp(g, node, ct[id], need, cts);
+        if (again)
+            for (int s = 0; s < node->n_src; s++) node->src[s] = saved[s];
         for (int s = 0; s < node->n_src; s++) {
             if (!(need & (1u << s)) || is_zero(cts[s])) continue;
             struct td_node *src = node->src[s];
@@ -134,7 +162,7 @@ enum td_status td_vjp(struct td_graph *g, struct td_node *y, struct td_node *see
         }
     }
     for (int i = 0; i < n_wrt; i++) out[i] = wrt[i]->id < n ? ct[wrt[i]->id] : NULL;
-    free(dep), free(live), free(ct);
+    free(dep), free(live), free(ct), free(again);
     if (td_graph_status(g) != TD_OK) return td_graph_status(g);
     return zeros_for(g, wrt, n_wrt, out);
 }

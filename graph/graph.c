@@ -36,6 +36,7 @@ struct td_graph {
     void *params_raw[3]; /* allocations holding params.value, dir and grad (aligned within) */
     int params_cap;
     int params_frozen;
+    int remat;
 };
 
 static void *graph_alloc(struct td_graph *g, size_t bytes)
@@ -526,6 +527,18 @@ struct td_node *td_node_set_name(struct td_node *n, const char *name)
     const char *copy = graph_strdup(n->graph, name);
     if (copy) n->name = copy;
     return n;
+}
+
+int td_graph_set_remat(struct td_graph *g, int on)
+{
+    int was = g->remat;
+    g->remat = on != 0;
+    return was;
+}
+
+int td_graph_remat(const struct td_graph *g)
+{
+    return g->remat;
 }
 
 int td_graph_num_nodes(const struct td_graph *g)

@@ -43,6 +43,17 @@ const char *td_graph_error(const struct td_graph *g);
  * that probe bad builds). Nodes already built stay valid. */
 void td_graph_clear_error(struct td_graph *g);
 
+/* Rematerialisation. With it on, gradients built afterwards (td_vjp,
+ * td_grad_hvp) recompute in their backward pass each activation whose op is
+ * cheap to recompute from operands the backward pass reads anyway (GELU:
+ * its gradient reads its input), instead of keeping the forward pass's
+ * output until then. The values are the same, bitwise; the cost is one
+ * elementwise pass per such node, the gain its buffer over the span from
+ * the forward pass to the backward one. Off for a new graph.
+ * td_graph_set_remat returns the previous setting. */
+int td_graph_set_remat(struct td_graph *g, int on);
+int td_graph_remat(const struct td_graph *g);
+
 /* Name scopes. Nodes built between push and pop are named by the scope path
  * ("fc1", "block0/attn"); error messages and NaN reports use that name.
  * Returns TD_OK or records TD_ERR_ARG (too deep, name too long). */

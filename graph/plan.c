@@ -257,14 +257,16 @@ static void sched_take(struct sched *s, const struct td_plan *p, int i)
         }
 }
 
-/* The position in the ready list of the node (not a view) to run next, or
- * -1 when only views are ready; *delta gets its sched_delta. */
-static int sched_pick(const struct sched *s, const struct td_plan *p, long long *delta)
+/* The position in the ready list of the node (not a view) to run next of
+ * the recomputed ones (lazy) or of the others, or -1 when there is none;
+ * *delta gets its sched_delta. */
+static int sched_pick_among(const struct sched *s, const struct td_plan *p, long long *delta,
+                            int lazy)
 {
     int best = -1;
     for (int i = 0; i < s->n_ready; i++) {
         int k = s->ready[i];
-        if (p->e[k].where == TD_AT_ALIAS) continue;
+        if (p->e[k].where == TD_AT_ALIAS || p->e[k].node->recomputed != lazy) continue;
         long long d = sched_delta(s, p, k);
         if (best < 0 || sched_before(s, k, d, s->ready[best], *delta)) {
             best = i;
@@ -272,6 +274,14 @@ static int sched_pick(const struct sched *s, const struct td_plan *p, long long 
         }
     }
     return best;
+}
+
+/* The node to run next: a recomputed one only when no other is ready, as
+ * it would hold its bytes from whenever it ran until its readers run. */
+static int sched_pick(const struct sched *s, const struct td_plan *p, long long *delta)
+{
+    int best = sched_pick_among(s, p, delta, 0);
+    return best >= 0 ? best : sched_pick_among(s, p, delta, 1);
 }
 
 /* Appends a step holding entry k alone. */
@@ -366,7 +376,7 @@ static int schedule(struct td_plan *p)
         sched_take(&s, p, best);
         while (n_group < TD_MAX_GROUP) {
             long long d;
-            int i = sched_pick(&s, p, &d);
+            int i = sched_pick_among(&s, p, &d, 0);
             if (i < 0) break;
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
@@ -380,8 +390,8 @@ static int schedule(struct td_plan *p)
         for (int i = 0; i < s.n_ready && n_group < TD_MAX_GROUP;) {
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
-            if (p->e[j].where != TD_AT_ALIAS && s.since[j] < s.round && cj >= p->group_cost &&
-                cj < p->parallel_cost && sched_delta(&s, p, j) <= 0) {
+            if (p->e[j].where != TD_AT_ALIAS && !p->e[j].node->recomputed && s.since[j] < s.round &&
+                cj >= p->group_cost && cj < p->parallel_cost && sched_delta(&s, p, j) <= 0) {
                 cost[n_group] = cj;
                 group[n_group++] = j;
                 sched_take(&s, p, i);

@@ -26,7 +26,7 @@ static void gelu_tanh_vjp(struct td_graph *g, struct td_node *n, struct td_node 
 const struct td_op_def td_op_gelu_tanh = {
     .name = "gelu_tanh",
     .n_src = 1,
-    .traits = TD_TRAIT_ELEMENTWISE,
+    .traits = TD_TRAIT_ELEMENTWISE | TD_TRAIT_REMAT,
     .shape = td_unary_shape,
     .prepare = gelu_tanh_prepare,
     .release = td_prim_release,

@@ -23,6 +23,8 @@ enum td_op_trait {
     TD_TRAIT_NONDIFF = 1u << 2,     /* piecewise constant or integer: derivatives are zero */
     TD_TRAIT_ACCUMULATE = 1u << 3,  /* out = f(other operands) + the last operand, of out's
                                        shape: may run with out aliasing the last operand */
+    TD_TRAIT_REMAT = 1u << 4,       /* cheap to recompute, and its VJP reads its operands:
+                                       gradients may recompute it (td_graph_set_remat) */
 };
 
 struct td_run_status;

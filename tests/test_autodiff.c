@@ -648,6 +648,88 @@ START_TEST(test_hvp_recomputes_tangents)
 }
 END_TEST
 
+/* The tiny GPT's gradient and gradient + HVP plans, built with
+ * rematerialisation set to `remat`, run on fixed data and direction: into
+ * out (loss, gradients, HVPs, parameter order) and *stats. */
+static void run_tiny_gpt_plans(int remat, float *out, size_t n_out, struct td_plan_stats *stats)
+{
+    struct td_graph *g = td_graph_new(13);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(td_graph_set_remat(g, remat), 0);
+    struct td_data_desc d = {.kind = TD_DATA_TEXT, .classes = 11};
+    struct td_model_config c = {
+        .layers = 2, .d_model = 32, .heads = 2, .context = 16, .dropout = -1};
+    struct td_model gpt;
+    ck_assert_int_eq(td_model_build(td_model_find("gpt"), g, 2, &d, &c, &gpt), TD_OK);
+    struct td_params *p = td_graph_params(g);
+    ck_assert_int_le(p->count, MAX_PARAMS);
+    struct td_node *outs[1 + 2 * MAX_PARAMS] = {gpt.loss};
+    ck_assert_int_eq(td_grad_hvp(g, gpt.loss, outs + 1, outs + 1 + p->count, NULL), TD_OK);
+    ck_assert_uint_eq(n_out, 2 * p->total + 1);
+    int32_t ids[32], targets[32];
+    tu_fill_int(ids, 32, 11, 13, 1);
+    tu_fill_int(targets, 32, 11, 13, 2);
+    struct td_feed feeds[] = {{gpt.x, ids}, {gpt.labels, targets}};
+    for (size_t k = 0; k < p->total; k++) p->dir[k] = (float)cos(3.0 * (double)k);
+    struct td_compile_options o = {.num_threads = 2};
+    struct td_plan *grad = td_compile(g, outs, 1 + p->count, &o);
+    struct td_plan *hvp = td_compile(g, outs, 1 + 2 * p->count, &o);
+    ck_assert_msg(grad && hvp, "td_compile: %s", td_graph_error(g));
+    td_plan_get_stats(grad, &stats[0]);
+    td_plan_get_stats(hvp, &stats[1]);
+    ck_assert_int_eq(td_run(grad, feeds, 2), TD_OK);
+    float *at = out;
+    for (int i = 0; i <= p->count; i++) {
+        size_t n = (size_t)td_shape_numel(td_node_shape(outs[i]));
+        memcpy(at, td_plan_output(grad, i), n * sizeof(float));
+        at += n;
+    }
+    ck_assert_int_eq(td_run(hvp, feeds, 2), TD_OK);
+    const float *g0 = td_plan_output(hvp, 1);
+    ck_assert_msg(memcmp(g0, out + 1, (size_t)td_shape_numel(td_node_shape(outs[1])) * 4) == 0,
+                  "the HVP plan's first gradient differs from the gradient plan's");
+    for (int i = 0; i < p->count; i++) {
+        size_t n = (size_t)td_shape_numel(td_node_shape(outs[1 + p->count + i]));
+        memcpy(at, td_plan_output(hvp, 1 + p->count + i), n * sizeof(float));
+        at += n;
+    }
+    td_plan_free(grad);
+    td_plan_free(hvp);
+    td_graph_free(g);
+}
+
+/* With td_graph_set_remat, each GELU output the backward pass reads is
+ * recomputed there from the GELU's input (which the GELU's gradient reads
+ * anyway): the same loss, gradients and HVPs bitwise, one more node per
+ * layer in each plan, and smaller arenas, as no GELU output is kept from
+ * the forward pass to the backward one. */
+START_TEST(test_remat_recomputes_gelu)
+{
+    struct td_graph *probe = td_graph_new(13);
+    struct td_data_desc d = {.kind = TD_DATA_TEXT, .classes = 11};
+    struct td_model_config c = {
+        .layers = 2, .d_model = 32, .heads = 2, .context = 16, .dropout = -1};
+    struct td_model gpt;
+    ck_assert_int_eq(td_model_build(td_model_find("gpt"), probe, 2, &d, &c, &gpt), TD_OK);
+    size_t n = 2 * td_graph_params(probe)->total + 1;
+    td_graph_free(probe);
+    float *plain = malloc(n * sizeof(float)), *remat = malloc(n * sizeof(float));
+    ck_assert(plain && remat);
+    struct td_plan_stats sp[2], sr[2];
+    run_tiny_gpt_plans(0, plain, n, sp);
+    run_tiny_gpt_plans(1, remat, n, sr);
+    ck_assert_msg(memcmp(plain, remat, n * sizeof(float)) == 0,
+                  "loss, gradients or HVPs differ with rematerialisation");
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(
+            sr[k].num_nodes == sp[k].num_nodes + 2 && sr[k].arena_bytes < sp[k].arena_bytes,
+            "%s plan: %d nodes, arena %zu with remat; %d, %zu without", k ? "HVP" : "gradient",
+            sr[k].num_nodes, sr[k].arena_bytes, sp[k].num_nodes, sp[k].arena_bytes);
+    free(plain);
+    free(remat);
+}
+END_TEST
+
 /* A small CNN on fixed data: conv2d 3->4 (3x3, padding 1), the activation,
  * a pooling, conv2d 4->5 (3x2, stride 2, dilation (1,2), padding 1), the
  * activation, a dense head and softmax cross-entropy. With tanh and average
@@ -729,6 +811,7 @@ int main(void)
     tcase_add_test(tc, test_attention_block);
     tcase_add_test(tc, test_tiny_gpt);
     tcase_add_test(tc, test_hvp_recomputes_tangents);
+    tcase_add_test(tc, test_remat_recomputes_gelu);
     tcase_add_test(tc, test_small_cnn_tanh_avg_pool);
     tcase_add_test(tc, test_small_cnn_relu_max_pool);
     tcase_add_test(tc, test_product_cotangents_accumulate);
