@@ -20,7 +20,7 @@
 static const char usage[] =
     "usage: tandem-bench [--model NAME] [--batch N] [--threads N] [--steps N] [--warmup N]\n"
     "                    [--plans LIST] [--optimizer NAME] [--profile] [--top N]\n"
-    "                    [--parallel-cost X] [--group-cost X] [--solo-cost X]\n"
+    "                    [--parallel-cost X] [--group-cost X] [--solo-cost X] [--remat]\n"
     "                    [--layers N --d-model N --heads N --context N --dropout P]\n"
     "  --plans    comma-separated, of: grad, hvp, jvp (JVP of the logits), train (the\n"
     "             gradient plan and the optimizer's update); default grad,hvp\n"
@@ -28,7 +28,8 @@ static const char usage[] =
     "  --optimizer  the update of the train plan (default adamw, with the GPT recipe's\n"
     "             beta2 0.95, weight decay 0.1, clipping at 1)\n"
     "  --parallel-cost, --group-cost, --solo-cost  the scheduler's thresholds "
-    "(td_compile_options)\n";
+    "(td_compile_options)\n"
+    "  --remat    recompute GELU outputs in the backward pass (td_graph_set_remat)\n";
 
 enum { REPS = 7 };
 
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
     const char *model = "mlp", *plans = "grad,hvp", *optimizer = "adamw";
     long long batch = 0, threads = 0, steps = 50, warmup = 20, top = 24;
     double parallel_cost = 0, group_cost = 0, solo_cost = 0;
-    int profile = 0;
+    int profile = 0, remat = 0;
     struct td_model_config mc = {.dropout = -1};
     const struct td_opt opts[] = {
         TD_MODEL_OPTS(mc),
@@ -237,6 +238,7 @@ int main(int argc, char **argv)
         {"--parallel-cost", TD_OPT_FLOAT, &parallel_cost, 0, 1e18},
         {"--group-cost", TD_OPT_FLOAT, &group_cost, 0, 1e18},
         {"--solo-cost", TD_OPT_FLOAT, &solo_cost, 0, 1e18},
+        {"--remat", TD_OPT_FLAG, &remat, 0, 0},
     };
     int r = td_cli_parse("bench", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
@@ -262,6 +264,7 @@ int main(int argc, char **argv)
     struct td_model m;
     struct td_data_desc data = td_model_synthetic_data(info);
     td_model_build(info, g, (int)batch, &data, &mc, &m);
+    td_graph_set_remat(g, remat);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr = {0};
     struct td_node *jvp_outs[2] = {NULL, NULL};

@@ -11,11 +11,12 @@
 
 static const char usage[] =
     "usage: tandem inspect [--model NAME] [--batch N] [--graph forward|grad|hvp]\n"
-    "                      [--dot FILE] [--threads N] [--live N]\n"
+    "                      [--dot FILE] [--threads N] [--live N] [--remat]\n"
     "  Prints the nodes of the chosen graph (default forward), the parameters and\n"
     "  the arena each plan needs; --dot writes that graph for Graphviz; --live N\n"
     "  lists the N largest buffers live at the step of the chosen graph's plan\n"
-    "  that holds the most bytes.\n"
+    "  that holds the most bytes; --remat builds the derivatives with GELU outputs\n"
+    "  recomputed in the backward pass (td_graph_set_remat).\n"
     "  Models:";
 
 /* Ends the usage text, which td_cli_parse prints, with the zoo's names. */
@@ -212,6 +213,7 @@ int td_cmd_inspect(int argc, char **argv)
 {
     const char *model = "mlp", *which = "forward", *dot = NULL;
     long long batch = 128, threads = 0, live = 0;
+    int remat = 0;
     struct td_model_config mc = {.dropout = -1};
     const struct td_opt opts[] = {
         TD_MODEL_OPTS(mc),
@@ -221,6 +223,7 @@ int td_cmd_inspect(int argc, char **argv)
         {"--dot", TD_OPT_STR, &dot, 0, 0},
         {"--threads", TD_OPT_INT, &threads, 1, 1024},
         {"--live", TD_OPT_INT, &live, 1, 1 << 20},
+        {"--remat", TD_OPT_FLAG, &remat, 0, 0},
     };
     int r = td_cli_parse("inspect", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) {
@@ -240,6 +243,7 @@ int td_cmd_inspect(int argc, char **argv)
     struct td_data_desc data = td_model_synthetic_data(info);
     struct td_params *p = td_graph_params(g);
     struct td_step_graph sgr = {0};
+    td_graph_set_remat(g, remat);
     enum td_status st = td_model_build(info, g, (int)batch, &data, &mc, &m);
     if (st == TD_OK) st = td_step_graph_init(&sgr, g, m.loss);
     if (st != TD_OK) {

@@ -40,6 +40,9 @@ static const char train_usage[] =
     "                      (default 0.95)\n"
     "  --linearize         train the network linearised at its initialisation,\n"
     "                      f(theta0) + J(theta0) (theta - theta0)\n"
+    "  --remat             recompute GELU outputs in the backward pass instead of keeping\n"
+    "                      them from the forward pass: less memory, one GELU pass more\n"
+    "                      per layer (td_graph_set_remat)\n"
     "  --track-curvature N every N steps, write the top Hessian eigenvalue, the Hessian's\n"
     "                      trace and the NTK's trace on a probe batch to curvature.h5\n"
     "  --probe-batch N     the probe batch: the first N training samples (default 256)\n"
@@ -149,7 +152,7 @@ struct train_flags {
     double lr, momentum, beta1, beta2, weight_decay, clip, min_lr, damping, cg_decay, bucket_mb;
     long long warmup, epochs, steps, eval_every, eval_batches, threads, checkpoint_every, cg_iters;
     long long hessian_interval, track_curvature, probe_batch;
-    int linearize;
+    int linearize, remat;
 };
 
 /* The optimizer's configuration: its defaults with the flags that were given. */
@@ -238,6 +241,7 @@ static int train(struct train_flags *f, struct td_dist *dist)
     f->sc.ranks = td_dist_size(dist);
     struct td_curv_track *track = NULL;
     enum td_status st = td_setup_init(&s, &f->sc, err, sizeof(err));
+    if (st == TD_OK) td_graph_set_remat(s.g, f->remat);
     if (st == TD_OK && f->linearize) {
         /* The linearised output replaces the logits everywhere: loss,
          * evaluation and the weights' meaning. */
@@ -364,6 +368,7 @@ int td_cmd_train(int argc, char **argv)
         {"--cg-iters", TD_OPT_INT, &f.cg_iters, 1, 500},
         {"--cg-decay", TD_OPT_FLOAT, &f.cg_decay, 0, 1},
         {"--linearize", TD_OPT_FLAG, &f.linearize, 0, 0},
+        {"--remat", TD_OPT_FLAG, &f.remat, 0, 0},
         {"--track-curvature", TD_OPT_INT, &f.track_curvature, 1, 1e12},
         {"--probe-batch", TD_OPT_INT, &f.probe_batch, 1, 1 << 20},
         {"--schedule", TD_OPT_STR, &f.schedule, 0, 0},
