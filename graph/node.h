@@ -34,8 +34,8 @@ struct td_node {
     const float *const_data; /* TD_NODE_CONST: numel graph-owned floats */
     int is_zero;             /* TD_NODE_CONST filled with 0: a symbolic zero */
     int recomputed;          /* a copy of an earlier node made for a gradient's
-                                backward pass (td_graph_set_remat): it runs as
-                                late as the plan's order allows */
+                                backward pass (td_graph_set_remat): it runs
+                                once a reader waits for nothing else */
 };
 
 /* Adds an op node: checks the operands (count against op->n_src, non-NULL,

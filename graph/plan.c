@@ -257,16 +257,30 @@ static void sched_take(struct sched *s, const struct td_plan *p, int i)
         }
 }
 
-/* The position in the ready list of the node (not a view) to run next of
- * the recomputed ones (lazy) or of the others, or -1 when there is none;
- * *delta gets its sched_delta. */
+/* Whether a consumer of k (through views) waits for nothing else. */
+static int sole_blocker(const struct sched *s, const struct td_plan *p, int k)
+{
+    for (int c = s->cons_at[k]; c < s->cons_at[k + 1]; c++) {
+        int j = s->cons[c];
+        if (p->e[j].where == TD_AT_ALIAS ? sole_blocker(s, p, j) : s->waiting[j] == 1) return 1;
+    }
+    return 0;
+}
+
+/* The position in the ready list of the node (not a view) to run next, or
+ * -1 when there is none; *delta gets its sched_delta. Without `any`, a
+ * recomputed node is a candidate only once some consumer waits for nothing
+ * else: run earlier, it would hold its bytes from then until its readers
+ * run. */
 static int sched_pick_among(const struct sched *s, const struct td_plan *p, long long *delta,
-                            int lazy)
+                            int any)
 {
     int best = -1;
     for (int i = 0; i < s->n_ready; i++) {
         int k = s->ready[i];
-        if (p->e[k].where == TD_AT_ALIAS || p->e[k].node->recomputed != lazy) continue;
+        if (p->e[k].where == TD_AT_ALIAS ||
+            (!any && p->e[k].node->recomputed && !sole_blocker(s, p, k)))
+            continue;
         long long d = sched_delta(s, p, k);
         if (best < 0 || sched_before(s, k, d, s->ready[best], *delta)) {
             best = i;
@@ -276,8 +290,8 @@ static int sched_pick_among(const struct sched *s, const struct td_plan *p, long
     return best;
 }
 
-/* The node to run next: a recomputed one only when no other is ready, as
- * it would hold its bytes from whenever it ran until its readers run. */
+/* The node to run next: a recomputed one that no consumer is waiting for
+ * only when nothing else is ready. */
 static int sched_pick(const struct sched *s, const struct td_plan *p, long long *delta)
 {
     int best = sched_pick_among(s, p, delta, 0);
@@ -390,8 +404,8 @@ static int schedule(struct td_plan *p)
         for (int i = 0; i < s.n_ready && n_group < TD_MAX_GROUP;) {
             int j = s.ready[i];
             double cj = node_cost(p->e[j].node);
-            if (p->e[j].where != TD_AT_ALIAS && !p->e[j].node->recomputed && s.since[j] < s.round &&
-                cj >= p->group_cost && cj < p->parallel_cost && sched_delta(&s, p, j) <= 0) {
+            if (p->e[j].where != TD_AT_ALIAS && s.since[j] < s.round && cj >= p->group_cost &&
+                cj < p->parallel_cost && sched_delta(&s, p, j) <= 0) {
                 cost[n_group] = cj;
                 group[n_group++] = j;
                 sched_take(&s, p, i);

@@ -660,15 +660,15 @@ static void run_tiny_gpt_plans(int remat, float *out, size_t n_out, struct td_pl
     struct td_model_config c = {
         .layers = 2, .d_model = 32, .heads = 2, .context = 16, .dropout = -1};
     struct td_model gpt;
-    ck_assert_int_eq(td_model_build(td_model_find("gpt"), g, 2, &d, &c, &gpt), TD_OK);
+    ck_assert_int_eq(td_model_build(td_model_find("gpt"), g, 4, &d, &c, &gpt), TD_OK);
     struct td_params *p = td_graph_params(g);
     ck_assert_int_le(p->count, MAX_PARAMS);
     struct td_node *outs[1 + 2 * MAX_PARAMS] = {gpt.loss};
     ck_assert_int_eq(td_grad_hvp(g, gpt.loss, outs + 1, outs + 1 + p->count, NULL), TD_OK);
     ck_assert_uint_eq(n_out, 2 * p->total + 1);
-    int32_t ids[32], targets[32];
-    tu_fill_int(ids, 32, 11, 13, 1);
-    tu_fill_int(targets, 32, 11, 13, 2);
+    int32_t ids[64], targets[64];
+    tu_fill_int(ids, 64, 11, 13, 1);
+    tu_fill_int(targets, 64, 11, 13, 2);
     struct td_feed feeds[] = {{gpt.x, ids}, {gpt.labels, targets}};
     for (size_t k = 0; k < p->total; k++) p->dir[k] = (float)cos(3.0 * (double)k);
     struct td_compile_options o = {.num_threads = 2};
