@@ -10,17 +10,21 @@
 #define TD_GELU_C 0.79788456080286535588 /* sqrt(2/pi), the tanh form's constants */
 #define TD_GELU_K 0.044715
 
-/* Shape rule of gelu_grad and gelu_tanh_grad: x and v float, one shape. */
+/* Shape rule of gelu_grad, gelu_tanh_grad (x, v) and gelu_second (x, v,
+ * t): float operands of one shape. */
 enum td_status td_gelu_grad_shape(struct td_node *n);
 
-/* Rules of y = v * f'(x), built with builders (second order only):
- * linear in v (its rule is the op itself on the tangent), and
- * d/dx = v * f''(x), with f''(x) built by `second(g, x)`. */
+/* Rules of y = v * f'(x): linear in v (its rule is the op itself on the
+ * tangent), and d/dx applied to t is times_second(g, x, v, t), the nodes of
+ * v * t * f''(x) for the GELU f at hand. */
 struct td_node *td_gelu_grad_jvp(struct td_graph *g, struct td_node *n, struct td_node *const *t,
-                                 struct td_node *(*second)(struct td_graph *, struct td_node *));
+                                 struct td_node *(*times_second)(struct td_graph *,
+                                                                 struct td_node *, struct td_node *,
+                                                                 struct td_node *));
 void td_gelu_grad_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
                       struct td_node **cts,
-                      struct td_node *(*second)(struct td_graph *, struct td_node *));
+                      struct td_node *(*times_second)(struct td_graph *, struct td_node *,
+                                                      struct td_node *, struct td_node *));
 
 /* Elements handed to one call of a kernel's range function: a fixed block,
  * so the split never depends on the thread count. */

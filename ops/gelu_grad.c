@@ -1,7 +1,7 @@
 /* gelu_grad: y = v * gelu'(x), gelu'(x) = Phi(x) + x phi(x), the exact
  * GELU's JVP and VJP in one pass. x, v and y have one shape (no
  * broadcasting), TD_F32. No attributes. Linear in v; its derivative in x is
- * v * gelu''(x), gelu''(x) = phi(x) (2 - x^2), built with builders. */
+ * v * gelu''(x), one gelu_second node. */
 #include <math.h>
 
 #include "ops/gelu_common.h"
@@ -25,24 +25,16 @@ static void gelu_grad_forward(const struct td_exec *ex)
     td_gelu_blocks_run(ex, gelu_grad_range);
 }
 
-/* phi(x) (2 - x^2), phi(x) = exp(-x^2/2 - log sqrt(2 pi)). */
-static struct td_node *gelu_second(struct td_graph *g, struct td_node *x)
-{
-    struct td_node *x2 = td_square(g, x);
-    struct td_node *phi = td_exp(g, td_affine(g, x2, -0.5f, (float)log(TD_INV_SQRT_2PI)));
-    return td_mul(g, phi, td_affine(g, x2, -1.f, 2.f));
-}
-
 static struct td_node *gelu_grad_jvp(struct td_graph *g, struct td_node *n,
                                      struct td_node *const *t)
 {
-    return td_gelu_grad_jvp(g, n, t, gelu_second);
+    return td_gelu_grad_jvp(g, n, t, td_gelu_second);
 }
 
 static void gelu_grad_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct, unsigned need,
                           struct td_node **cts)
 {
-    td_gelu_grad_vjp(g, n, ct, need, cts, gelu_second);
+    td_gelu_grad_vjp(g, n, ct, need, cts, td_gelu_second);
 }
 
 static void gelu_grad_reference(const struct td_node *n, const void *const *in, float *out)

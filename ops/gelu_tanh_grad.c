@@ -51,16 +51,22 @@ static struct td_node *gelu_tanh_second(struct td_graph *g, struct td_node *x)
     return td_mul(g, td_affine(g, td_square(g, th), -1.f, 1.f), inner);
 }
 
+static struct td_node *times_second(struct td_graph *g, struct td_node *x, struct td_node *v,
+                                    struct td_node *t)
+{
+    return td_mul(g, td_mul(g, v, gelu_tanh_second(g, x)), t);
+}
+
 static struct td_node *gelu_tanh_grad_jvp(struct td_graph *g, struct td_node *n,
                                           struct td_node *const *t)
 {
-    return td_gelu_grad_jvp(g, n, t, gelu_tanh_second);
+    return td_gelu_grad_jvp(g, n, t, times_second);
 }
 
 static void gelu_tanh_grad_vjp(struct td_graph *g, struct td_node *n, struct td_node *ct,
                                unsigned need, struct td_node **cts)
 {
-    td_gelu_grad_vjp(g, n, ct, need, cts, gelu_tanh_second);
+    td_gelu_grad_vjp(g, n, ct, need, cts, times_second);
 }
 
 static void gelu_tanh_grad_reference(const struct td_node *n, const void *const *in, float *out)

@@ -51,6 +51,7 @@ TD_OP(dropout)
 TD_OP(gelu_tanh)
 TD_OP(gelu_grad)
 TD_OP(gelu_tanh_grad)
+TD_OP(gelu_second)
 
 /* attention: causal softmax and the fused softmax Jacobian product */
 TD_OP(softmax_apply)

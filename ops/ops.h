@@ -35,6 +35,10 @@ struct td_node *td_gelu_tanh(struct td_graph *g, struct td_node *x);
  * pass. x and v have one shape (no broadcasting). */
 struct td_node *td_gelu_grad(struct td_graph *g, struct td_node *x, struct td_node *v);
 struct td_node *td_gelu_tanh_grad(struct td_graph *g, struct td_node *x, struct td_node *v);
+/* v * t * gelu''(x) in one pass: the exact GELU's second-order term.
+ * x, v and t have one shape. */
+struct td_node *td_gelu_second(struct td_graph *g, struct td_node *x, struct td_node *v,
+                               struct td_node *t);
 struct td_node *td_sqrt(struct td_graph *g, struct td_node *x);
 struct td_node *td_rsqrt(struct td_graph *g, struct td_node *x);
 struct td_node *td_square(struct td_graph *g, struct td_node *x);
