@@ -278,10 +278,11 @@ static int sched_pick_among(const struct sched *s, const struct td_plan *p, long
     int best = -1;
     for (int i = 0; i < s->n_ready; i++) {
         int k = s->ready[i];
-        if (p->e[k].where == TD_AT_ALIAS ||
-            (!any && p->e[k].node->recomputed && !sole_blocker(s, p, k)))
-            continue;
+        int due = p->e[k].node->recomputed && sole_blocker(s, p, k);
+        if (p->e[k].where == TD_AT_ALIAS || (!any && p->e[k].node->recomputed && !due)) continue;
         long long d = sched_delta(s, p, k);
+        /* Its one reader, waiting only for it, frees it right after. */
+        if (due && s->readers[s->root[k]] == 1) d -= (long long)arena_bytes_of(p, k);
         if (best < 0 || sched_before(s, k, d, s->ready[best], *delta)) {
             best = i;
             *delta = d;

@@ -19,6 +19,7 @@
 #include "graph/node.h"
 #include "ops/layers.h"
 #include "ops/ops.h"
+#include "optim/step_graph.h"
 #include "tests/testutil.h"
 #include "tools/models/models.h"
 
@@ -730,6 +731,44 @@ START_TEST(test_remat_recomputes_gelu)
 }
 END_TEST
 
+/* The arena of mlp-gelu's gradient plan (batch 128) as the training loop
+ * compiles it, gradients written into the parameter store, built with
+ * rematerialisation set to `remat`. */
+static size_t mlp_gelu_gradient_arena(int remat)
+{
+    struct td_graph *g = td_graph_new(5);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(td_graph_set_remat(g, remat), 0);
+    struct td_data_desc d = {.kind = TD_DATA_IMAGES, .sample = TD_SHAPE(784), .classes = 10};
+    struct td_model_config c = {0};
+    struct td_model m;
+    ck_assert_int_eq(td_model_build(td_model_find("mlp-gelu"), g, 128, &d, &c, &m), TD_OK);
+    struct td_step_graph sg;
+    ck_assert_int_eq(td_step_graph_init(&sg, g, m.loss), TD_OK);
+    struct td_plan *plan =
+        td_step_graph_compile(&sg, 0, 1, (struct td_compile_options){.num_threads = 2});
+    ck_assert_msg(plan != NULL, "td_compile: %s", td_graph_error(g));
+    struct td_plan_stats st;
+    td_plan_get_stats(plan, &st);
+    td_plan_free(plan);
+    td_step_graph_free(&sg);
+    td_graph_free(g);
+    return st.arena_bytes;
+}
+
+/* A recomputed GELU feeding a single reader is freed as soon as that reader
+ * has run, so rematerialisation never makes a gradient arena larger: here
+ * each hidden layer's GELU output is read once in the backward pass, and
+ * placing the copy any earlier than its reader holds it beside that layer's
+ * gradient for nothing. */
+START_TEST(test_remat_never_grows_the_arena)
+{
+    size_t plain = mlp_gelu_gradient_arena(0), remat = mlp_gelu_gradient_arena(1);
+    ck_assert_msg(remat <= plain, "mlp-gelu gradient arena: %zu with remat, %zu without", remat,
+                  plain);
+}
+END_TEST
+
 /* A small CNN on fixed data: conv2d 3->4 (3x3, padding 1), the activation,
  * a pooling, conv2d 4->5 (3x2, stride 2, dilation (1,2), padding 1), the
  * activation, a dense head and softmax cross-entropy. With tanh and average
@@ -812,6 +851,7 @@ int main(void)
     tcase_add_test(tc, test_tiny_gpt);
     tcase_add_test(tc, test_hvp_recomputes_tangents);
     tcase_add_test(tc, test_remat_recomputes_gelu);
+    tcase_add_test(tc, test_remat_never_grows_the_arena);
     tcase_add_test(tc, test_small_cnn_tanh_avg_pool);
     tcase_add_test(tc, test_small_cnn_relu_max_pool);
     tcase_add_test(tc, test_product_cotangents_accumulate);
