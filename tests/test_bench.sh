@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tools/bench.sh --quick runs end to end: every workload of the quick suite
 # gets a positive Tandem time (and a PyTorch one when PyTorch is installed)
-# in the CSV, and the Markdown table is written. Times are not asserted.
+# in the CSV, and the Markdown table is written; tandem-bench --product
+# gives a positive rate for each of the four layouts and refuses a bad
+# shape. Times are not asserted.
 #   test_bench.sh BENCH_SH BUILD_DIR OUT_DIR
 set -euo pipefail
 bench=$1 build=$2 out=$3
@@ -23,5 +25,11 @@ for key in "mlp,gradient," "mlp,gradient+HVP," "mlp,JVP of logits," "wide-mlp,gr
 done
 [ "$rows" = 6 ] || { cat "$csv"; echo "FAIL: $rows of 6 rows have positive times and % of peak"; exit 1; }
 grep -q "FMA peak measured in the same run" "$md" || { echo "FAIL: the table lacks the peak"; exit 1; }
+prod=$("$build/tools/tandem-bench" --product 64,32,48 --steps 2 --warmup 1)
+n=$(awk '$1 ~ /^product_(nn|tn|nt|tt)_gflops$/ && $2 > 0 { n++ } END { print n + 0 }' <<<"$prod")
+[ "$n" = 4 ] || { echo "$prod"; echo "FAIL: --product gave $n of 4 positive rates"; exit 1; }
+rc=0
+"$build/tools/tandem-bench" --product 64,0,48 2>"$out.err" || rc=$?
+[ $rc = 2 ] && grep -q "wants M,K,N" "$out.err" || { cat "$out.err"; echo "FAIL: --product 64,0,48 exited $rc"; exit 1; }
 cat "$md"
 echo "PASS: bench.sh --quick (torch: $torch)"

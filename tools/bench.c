@@ -14,6 +14,7 @@
 
 #include "graph/node.h"
 #include "optim/step_graph.h"
+#include "tools/bench_product.h"
 #include "tools/cli.h"
 #include "tools/setup.h"
 
@@ -22,6 +23,7 @@ static const char usage[] =
     "                    [--plans LIST] [--optimizer NAME] [--profile] [--top N]\n"
     "                    [--parallel-cost X] [--group-cost X] [--solo-cost X] [--remat]\n"
     "                    [--layers N --d-model N --heads N --context N --dropout P]\n"
+    "       tandem-bench --product M,K,N [--threads N] [--steps N] [--warmup N]\n"
     "  --plans    comma-separated, of: grad, hvp, jvp (JVP of the logits), train (the\n"
     "             gradient plan and the optimizer's update); default grad,hvp\n"
     "  --batch    default: 16 for text models, 256 for wide-mlp, 128 otherwise\n"
@@ -29,7 +31,9 @@ static const char usage[] =
     "             beta2 0.95, weight decay 0.1, clipping at 1)\n"
     "  --parallel-cost, --group-cost, --solo-cost  the scheduler's thresholds "
     "(td_compile_options)\n"
-    "  --remat    recompute GELU outputs in the backward pass (td_graph_set_remat)\n";
+    "  --remat    recompute GELU outputs in the backward pass (td_graph_set_remat)\n"
+    "  --product  times one product [M,K] x [K,N] alone in a plan, with each operand\n"
+    "             stored plain or transposed (nn, tn, nt, tt), the four alternating\n";
 
 enum { REPS = 7 };
 
@@ -219,7 +223,7 @@ static void report(const char *key, double seconds, double spread, double cpu, d
 
 int main(int argc, char **argv)
 {
-    const char *model = "mlp", *plans = "grad,hvp", *optimizer = "adamw";
+    const char *model = "mlp", *plans = "grad,hvp", *optimizer = "adamw", *product = NULL;
     long long batch = 0, threads = 0, steps = 50, warmup = 20, top = 24;
     double parallel_cost = 0, group_cost = 0, solo_cost = 0;
     int profile = 0, remat = 0;
@@ -239,9 +243,11 @@ int main(int argc, char **argv)
         {"--group-cost", TD_OPT_FLOAT, &group_cost, 0, 1e18},
         {"--solo-cost", TD_OPT_FLOAT, &solo_cost, 0, 1e18},
         {"--remat", TD_OPT_FLAG, &remat, 0, 0},
+        {"--product", TD_OPT_STR, &product, 0, 0},
     };
     int r = td_cli_parse("bench", usage, argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (r <= 0) return r < 0 ? 2 : 0;
+    if (product) return bench_product_run(product, (int)threads, warmup, steps, REPS);
     const struct td_model_info *info = td_model_find(model);
     if (!info) {
         fprintf(stderr, "tandem-bench: unknown model '%s'\n", model);
