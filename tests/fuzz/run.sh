@@ -10,6 +10,7 @@
 # FUZZ_TIMEOUT (seconds one input may take before it counts as a hang,
 # default 60), FUZZ_ARGS (more libFuzzer flags, e.g. -runs=10000000).
 # Leaks inside HDF5 itself are suppressed, with reasons, in lsan.supp.
+# regressions/TARGET/ holds inputs that once failed; each run replays them.
 set -euo pipefail
 secs=${1:?usage: run.sh SECONDS [TARGET ...]}
 shift
@@ -55,18 +56,24 @@ mkdir -p "$work/artifacts"
 # request above 4.25 GiB gets NULL, as malloc can return, and HDF5 reports an
 # error. libFuzzer's own per-malloc limit (-malloc_limit_mb below) is set
 # beyond that, so only the resident-memory limit (2 GiB) judges usage.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=64:max_allocation_size_mb=4352}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0}
+# Those two and the HDF5 suppressions come after the caller's options (the
+# last setting of a flag wins): tools/sanitize.sh exports its own, and
+# without them a corrupt file that HDF5 rejects correctly reads as a crash.
+export ASAN_OPTIONS="detect_leaks=1:quarantine_size_mb=64${ASAN_OPTIONS:+:$ASAN_OPTIONS}:allocator_may_return_null=1:max_allocation_size_mb=4352"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=0
 for t in "${targets[@]}"; do
     mkdir -p "$work/corpus/$t" "$work/seeds/$t"
     log="$work/$t.log"
+    # Inputs that once failed, kept in the tree so every run replays them.
+    regress=()
+    [ -d "$root/tests/fuzz/regressions/$t" ] && regress=("$root/tests/fuzz/regressions/$t")
     # shellcheck disable=SC2086
     if "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-60}" \
         -rss_limit_mb=2048 -malloc_limit_mb=1048576 \
         -print_final_stats=1 -artifact_prefix="$work/artifacts/$t-" ${FUZZ_ARGS:-} \
-        "$work/corpus/$t" "$work/seeds/$t" >"$log" 2>&1; then
+        "$work/corpus/$t" "$work/seeds/$t" "${regress[@]}" >"$log" 2>&1; then
         execs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$log")
         corpus=$(find "$work/corpus/$t" -type f | wc -l)
         echo "ok: $t: $execs executions in ${secs}s, corpus $corpus inputs"
