@@ -17,8 +17,10 @@
 #   epoch     one epoch of the seed MLP on Fashion-MNIST, Adam, batch 128, with the
 #             evaluation on the test set (the loop's whole time, not start-up; the
 #             files tandem train writes after it are reported apart)
-# --quick runs one round of small versions of mlp, wide-mlp and gpt (under a
-# minute on a quiet 2-core machine); tests/meson.build runs it.
+#   products  the models' main matrix products alone (tandem-bench --product), each
+#             operand stored plain or transposed: the ceiling their steps are held to
+# --quick runs one round of small versions of mlp, wide-mlp, gpt and products
+# (under a minute on a quiet 2-core machine); tests/meson.build runs it.
 # Medians over rounds; the range (min-max) shows the spread. Peak RSS is per
 # process (GNU time when installed, else the process's own report).
 set -euo pipefail
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2 && shift ;;
     --rounds) rounds=$2 && shift ;;
     --out) out=$2 && shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
     -*) echo "bench.sh: unknown option $1" >&2 && exit 2 ;;
     *) workloads+=("$1") ;;
     esac
@@ -40,11 +42,11 @@ while [ $# -gt 0 ]; do
 done
 if [ $quick = 1 ]; then
     rounds=1
-    [ ${#workloads[@]} = 0 ] && workloads=(mlp wide-mlp gpt)
+    [ ${#workloads[@]} = 0 ] && workloads=(mlp wide-mlp gpt products)
 fi
 [ ${#workloads[@]} = 0 ] && workloads=(mlp wide-mlp gpt epoch)
 for w in "${workloads[@]}"; do
-    case $w in mlp | wide-mlp | gpt | gpt-hvp | epoch) ;; *) echo "bench.sh: unknown workload $w" >&2 && exit 2 ;; esac
+    case $w in mlp | wide-mlp | gpt | gpt-hvp | epoch | products) ;; *) echo "bench.sh: unknown workload $w" >&2 && exit 2 ;; esac
 done
 mkdir -p "$out"
 tmp=$(mktemp -d /tmp/td_bench.XXXXXX)
@@ -90,7 +92,26 @@ wl_args() {
         echo "--model gpt --batch 16 --plans hvp --steps 2 --warmup 1" ;;
     esac
 }
+# The products workload's shapes, M,K,N: the seed MLP's first layer and its
+# weight gradient, the GPT's first MLP linear and the weight gradient of its
+# second, the wide MLP's second layer and its weight gradient.
+product_shapes() {
+    if [ $quick = 1 ]; then echo "128,784,128 128,128,784"; else
+        echo "128,784,128 128,128,784 2048,256,1024 256,2048,1024 256,4096,4096 4096,256,4096"
+    fi
+}
+# Runs per round of one product: about 10 ms of work per layout at 350
+# GFLOP/s (at most 5 in --quick).
+product_steps() {
+    awk -F, -v q=$quick '{ n = int(1.75e9 / ($1 * $2 * $3)) + 1; print (q && n > 5) ? 5 : n }' <<<"$1"
+}
 wl_measures() {
+    if [ "$1" = products ]; then
+        for s in $(product_shapes); do
+            for l in nn tn nt tt; do echo "p${s//,/x}_$l|${s//,/x}_$l"; done
+        done
+        return
+    fi
     case $1 in
     mlp) echo "grad_step|gradient grad_hvp_step|gradient+HVP jvp_step|JVP_of_logits" ;;
     wide-mlp) echo "grad_step|gradient" ;;
@@ -108,6 +129,7 @@ wl_title() {
     gpt) echo "$gpt, batch 16" ;;
     gpt-hvp) echo "$gpt, batch 16" ;;
     epoch) echo "seed MLP epoch on Fashion-MNIST, Adam, batch 128" ;;
+    products) echo "one product alone (MxKxN, operands plain or transposed)" ;;
     esac
 }
 
@@ -131,6 +153,21 @@ run_one() {
                 --threads "$threads" --data "$fmnist" |
                 awk '$1 == "epoch_s" { print "epoch_ms", 1000 * $2 } /^peak_rss_mb/' >"$f"
         fi
+        return
+    fi
+    if [ "$w" = products ]; then
+        : >"$f"
+        for s in $(product_shapes); do
+            local st cmd
+            st=$(product_steps "$s")
+            if [ "$sys" = tandem ]; then
+                cmd=("$build/tools/tandem-bench" --threads "$threads" --product "$s")
+            else
+                cmd=("${torch_env[@]}" /usr/bin/python3 "$here/bench_torch.py" --threads "$threads" --product "$s")
+            fi
+            # Keys product_<layout>_* become p<M>x<K>x<N>_<layout>_*.
+            measure "${cmd[@]}" --steps "$st" --warmup 2 | sed "s/^product_/p${s//,/x}_/" >>"$f"
+        done
         return
     fi
     # shellcheck disable=SC2046

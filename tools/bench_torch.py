@@ -13,6 +13,9 @@ printed as `key value` lines like tandem-bench's.
         batch 128, shuffled, the last partial batch skipped) and the
         evaluation on the test set, as `tandem train` runs it; epoch_s is
         the time of both, without start-up and data loading.
+    bench_torch.py --product M,K,N ...
+        one product [M, K] x [K, N], each operand stored plain or transposed
+        (product_nn, _tn, _nt, _tt), as tandem-bench --product times it.
 
 Times are medians of 7 repetitions of --steps runs after --warmup runs."""
 import argparse
@@ -115,6 +118,22 @@ def bench_steps(a):
         print(f"{key}_spread {spread:.3f}")
 
 
+def bench_product(a):
+    """One product [M, K] x [K, N] with each operand stored plain or
+    transposed, as tandem-bench --product times it (out= writes into one
+    buffer, as a plan does)."""
+    m, k, n = (int(v) for v in a.product.split(","))
+    print(f"torch {torch.__version__}")
+    print(f"threads {torch.get_num_threads()}")
+    c = torch.empty(m, n)
+    for name in ("nn", "tn", "nt", "tt"):
+        x = torch.randn(k, m).t() if name[0] == "t" else torch.randn(m, k)
+        y = torch.randn(n, k).t() if name[1] == "t" else torch.randn(k, n)
+        med, spread = timed(lambda: torch.matmul(x, y, out=c), a)
+        print(f"product_{name}_ms {med * 1e3:.4f}")
+        print(f"product_{name}_spread {spread:.3f}")
+
+
 def set_param(model, name, value):
     """Replaces parameter `name` of model by a tensor (forward-mode duals)."""
     *path, leaf = name.split(".")
@@ -186,12 +205,13 @@ def main():
     ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--epoch", action="store_true")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--product", metavar="M,K,N", help="time one product in each operand layout")
     a = ap.parse_args()
     if a.batch == 0:
         a.batch = 16 if a.model == "gpt" else 256 if a.model == "wide-mlp" else 128
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    bench_epoch(a) if a.epoch else bench_steps(a)
+    bench_product(a) if a.product else bench_epoch(a) if a.epoch else bench_steps(a)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak_rss_mb {rss / 1024:.1f}")
 
