@@ -103,6 +103,11 @@ static const struct td_op_case transpose_cases[] = {
     {.n_in = 1, .shape = {{4, {2, 3, 4, 5}}}, .build = build_0213},
     {.n_in = 1, .shape = {{4, {1, 3, 1, 5}}}, .build = build_0213},
     {.n_in = 1, .shape = {{5, {2, 3, 4, 2, 3}}}, .build = build_20314},
+    /* Larger than the gather's 16 x 16 tiles, with partial tiles at both
+     * edges and around a third axis. */
+    {.n_in = 1, .shape = {{2, {37, 45}}}, .build = build_10},
+    {.n_in = 1, .shape = {{3, {3, 21, 18}}}, .build = build_021},
+    {.n_in = 1, .shape = {{3, {5, 3, 33}}}, .build = build_201},
 };
 
 const struct td_op_def td_op_transpose = {
