@@ -58,12 +58,6 @@ static void run_once(const struct timed *t)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double cpu_seconds(void)
 {
     struct timespec ts;
@@ -87,8 +81,8 @@ static double time_runs(const struct timed *t, long long warmup, long long steps
         r[k] = (td_cli_now() - t0) / (double)steps;
         c[k] = (cpu_seconds() - c0) / (double)steps;
     }
-    qsort(r, REPS, sizeof(double), cmp_double);
-    qsort(c, REPS, sizeof(double), cmp_double);
+    qsort(r, REPS, sizeof(double), td_cli_cmp_double);
+    qsort(c, REPS, sizeof(double), td_cli_cmp_double);
     *spread = (r[REPS - 1] - r[0]) / r[REPS / 2];
     *cpu = c[REPS / 2];
     return r[REPS / 2];

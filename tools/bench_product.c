@@ -12,12 +12,6 @@
 
 enum { LAYOUTS = 4 };
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int bench_product_run(const char *spec, int threads, long long warmup, long long steps, int reps)
 {
     long long m, k, n;
@@ -68,7 +62,7 @@ int bench_product_run(const char *spec, int threads, long long warmup, long long
         printf("product %lld,%lld,%lld\nthreads %d\n", m, k, n, s.num_threads);
         for (int l = 0; l < LAYOUTS; l++) {
             double *tl = t + l * reps;
-            qsort(tl, (size_t)reps, sizeof(double), cmp_double);
+            qsort(tl, (size_t)reps, sizeof(double), td_cli_cmp_double);
             double med = tl[reps / 2];
             double flop = 2.0 * (double)m * (double)k * (double)n;
             printf("product_%s_ms %.4f\nproduct_%s_spread %.3f\nproduct_%s_gflop %.4f\n"

@@ -28,6 +28,9 @@ int td_cli_parse(const char *cmd, const char *usage, int argc, char **argv,
 /* Seconds on a monotonic clock. */
 double td_cli_now(void);
 
+/* qsort comparison of doubles, ascending: for the medians of timed runs. */
+int td_cli_cmp_double(const void *a, const void *b);
+
 int td_cmd_train(int argc, char **argv);
 int td_cmd_eval(int argc, char **argv);
 int td_cmd_inspect(int argc, char **argv);

@@ -65,12 +65,6 @@ static void on_progress(void *ctx, double done)
     fflush(stderr);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* "a,b,c" -> names (pointers into the copy buf). */
 static int split_names(char *buf, const char **names, int max)
 {
@@ -186,7 +180,7 @@ static int run(struct ntk_flags *f)
         file = NULL;
     }
     if (st == TD_OK && runs > 1) {
-        qsort(times + 1, (size_t)runs - 1, sizeof(double), cmp_double);
+        qsort(times + 1, (size_t)runs - 1, sizeof(double), td_cli_cmp_double);
         const int w = runs - 1;
         printf("%d more runs on the same plans: median %.1f ms, fastest %.1f ms, slowest %.1f ms\n",
                w, w % 2 ? times[1 + w / 2] : 0.5 * (times[w / 2] + times[1 + w / 2]), times[1],

@@ -147,12 +147,6 @@ static long calibrate(void (*kernel)(long), double seconds)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median over bursts of the time two threads take to pass a counter there
  * and back through one cache line, in ns; NAN with fewer than 2 cores
  * (two threads spinning on one core would wait out time slices). */
@@ -187,7 +181,7 @@ static double core_round_trip_ns(void)
         if (team != 2) return 0.0 / 0.0;
         t[b] = (t1 - t0) / TRIPS * 1e9;
     }
-    qsort(t, BURSTS, sizeof(t[0]), cmp_double);
+    qsort(t, BURSTS, sizeof(t[0]), td_cli_cmp_double);
     return t[BURSTS / 2];
 }
 
